@@ -1,0 +1,1 @@
+"""auth: organisations, portals, customers and staff, sign-in and sessions."""

@@ -1,0 +1,50 @@
+"""Finding and creating accounts; the one place `UserRegistered` is recorded."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from contracts.envelope import new_id
+from contracts.errors import ErrorCode, ServiceError
+from contracts.events import UserRegistered
+from services.auth.models import Portal, User
+from services.runtime.logging import get_logger
+from services.runtime.outbox import record_event
+
+log = get_logger("portico.auth")
+
+
+def portal_by_slug(session: Session, slug: str) -> Portal:
+    portal = session.exec(select(Portal).where(Portal.slug == slug)).first()
+    if portal is None:
+        raise ServiceError(ErrorCode.unknown_portal, f"There is no portal '{slug}'.")
+    return portal
+
+
+def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, method: str,
+                       portal: str | None = None, display_name: str | None = None,
+                       role: str | None = None, password_hash: str | None = None) -> tuple[User, bool]:
+    """The account for `email` in the org, created (with `UserRegistered`) when there is none.
+
+    Idempotent under concurrency: a second, racing first login finds the account the first one
+    created and reuses it, so there is one account and one event, and neither caller fails.
+    """
+    existing = session.exec(select(User).where(User.org_id == org_id, User.email == email)).first()
+    if existing is not None:
+        return existing, False
+    user = User(id=new_id(), org_id=org_id, email=email, display_name=display_name, kind=kind, role=role,
+                password_hash=password_hash, created_at=datetime.now(UTC))
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+            record_event(session, UserRegistered(
+                user_id=user.id, email=email, display_name=display_name, kind=kind,  # type: ignore[arg-type]
+                method=method, portal=portal),  # type: ignore[arg-type]
+                org_id=org_id, aggregate_id=user.id, aggregate_version=1)
+    except IntegrityError:
+        existing = session.exec(select(User).where(User.org_id == org_id, User.email == email)).one()
+        return existing, False
+    log.info("account created", user_id=user.id, org_id=org_id, kind=kind, method=method)
+    return user, True

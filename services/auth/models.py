@@ -1,0 +1,62 @@
+"""auth's tables. They never leave the service: other services learn of them through events."""
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+
+class Org(SQLModel, table=True):
+    __tablename__ = "orgs"
+
+    id: str = Field(primary_key=True, max_length=26)
+    slug: str = Field(unique=True, max_length=100)
+    name: str = Field(max_length=200)
+    created_at: datetime
+
+
+class Portal(SQLModel, table=True):
+    __tablename__ = "portals"
+
+    id: str = Field(primary_key=True, max_length=26)
+    org_id: str = Field(foreign_key="orgs.id", index=True, max_length=26)
+    slug: str = Field(unique=True, max_length=100)
+    name: str = Field(max_length=200)
+    kb_id: str = Field(unique=True, max_length=36)
+    email_access_enabled: bool = True
+    sso_enabled: bool = False
+    custom_sign_on_enabled: bool = False
+    anonymous_enabled: bool = False
+    session_lifetime_hours: int = 24
+    created_at: datetime
+
+
+class User(SQLModel, table=True):
+    """A customer or a staff member; one account per e-mail (lower-cased) in an org."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "email", name="uq_users_org_email"),)
+
+    id: str = Field(primary_key=True, max_length=26)
+    org_id: str = Field(foreign_key="orgs.id", index=True, max_length=26)
+    email: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=200)
+    kind: str = Field(max_length=20)  # customer | staff | anonymous
+    role: str | None = Field(default=None, max_length=40)  # staff only: agent | content_manager | admin
+    password_hash: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An org's API key; only its SHA-256 is stored (the key has 256 bits of randomness)."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=26)
+    org_id: str = Field(foreign_key="orgs.id", index=True, max_length=26)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=40)
+    prefix: str = Field(max_length=12)
+    key_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None

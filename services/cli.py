@@ -1,0 +1,243 @@
+"""`portico`: the operator's command line (dev runner, migrations, seed, dead letters, replay, AsyncAPI)."""
+
+import asyncio
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import typer
+
+from contracts.subjects import DLQ_STREAM, SERVICES
+from services.runtime.settings import Settings
+
+app = typer.Typer(help="Portico operator commands.", no_args_is_help=True, add_completion=False)
+dlq_app = typer.Typer(help="Events consumers gave up on.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+def _service_module(service: str, module: str = "app"):  # type: ignore[no-untyped-def]
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return importlib.import_module(f"services.{service}.{module}")
+
+
+@app.command()
+def migrate(services: list[str] = typer.Argument(None, help="Services to migrate (default: all).")) -> None:
+    """Bring each service's database to the newest schema (Alembic)."""
+    from services.runtime.migrations import upgrade
+
+    settings = Settings()
+    for service in services or SERVICES:
+        _service_module(service)
+        upgrade(service, settings.database_url(service))
+        typer.echo(f"migrated {service}")
+
+
+def demo_credentials(settings: Settings) -> dict[str, str]:
+    """PORTICO_BOOTSTRAP_* when set, else what an earlier run chose, else new random values."""
+    from services.auth.domain import new_api_key, new_password
+
+    path = settings.data_dir / "demo-credentials.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    creds = {
+        "api_key": (settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key
+                    else saved.get("api_key") or new_api_key()),
+        "admin_password": (settings.bootstrap_admin_password.get_secret_value() if settings.bootstrap_admin_password
+                           else saved.get("admin_password") or new_password()),
+    }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(creds))
+    return creds
+
+
+@app.command()
+def seed() -> None:
+    """Create the demo org, portal `demo`, admin `admin@example.com` and an `org.admin` API key."""
+    from services.auth.seed import DEMO_ADMIN_EMAIL, seed_demo
+    from services.runtime.db import make_engine, session_scope
+
+    settings = Settings()
+    creds = demo_credentials(settings)
+    engine = make_engine(settings.database_url("auth"))
+    with session_scope(engine) as session:
+        seed_demo(session, api_key=creds["api_key"], admin_password=creds["admin_password"])
+    engine.dispose()
+    typer.echo(f"seeded demo org: portal demo, admin {DEMO_ADMIN_EMAIL}")
+
+
+def _banner(settings: Settings, creds: dict[str, str], nats_url: str) -> str:
+    url = settings.resolved_public_url
+    return "\n".join([
+        "",
+        "=" * 64,
+        f"  Portico is running at {url}",
+        f"  Portal:        {url}/portals/demo   (API: {url}/api/v1/portals/demo)",
+        f"  API docs:      {url}/docs",
+        "  Staff admin:   admin@example.com",
+        f"  Password:      {creds['admin_password']}",
+        f"  org.admin key: {creds['api_key']}",
+        f"  NATS:          {nats_url}",
+        f"  Data:          {settings.data_dir.resolve()}",
+        "  Stop with Ctrl-C.",
+        "=" * 64,
+        "",
+    ])
+
+
+def _announce_when_ready(settings: Settings, text: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    ready_url = f"http://127.0.0.1:{settings.http_port}/readyz"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(ready_url, timeout=2) as response:
+                if response.status == 200:
+                    print(text, flush=True)
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    print(f"Portico did not become ready within {timeout:.0f}s; see the logs above.", flush=True)
+
+
+@app.command()
+def dev() -> None:
+    """`make run`: NATS (embedded unless PORTICO_NATS_URL), every service and the gateway, seeded."""
+    from honcho.manager import Manager
+
+    from services.runtime.nats import free_port, nats_server_binary, write_server_config
+
+    settings = Settings()
+    if _port_taken(settings.http_port):
+        typer.echo(f"Port {settings.http_port} is taken; set PORTICO_HTTP_PORT to a free one.", err=True)
+        raise typer.Exit(2)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(None)
+    seed()
+    creds = demo_credentials(settings)
+
+    manager = Manager()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTICO_DATA_DIR": str(settings.data_dir.resolve())}
+    if settings.nats_url:
+        nats_url = settings.nats_url
+    else:
+        port = 4222 if not _port_taken(4222) else free_port()
+        sync = os.environ.get("PORTICO_NATS_SYNC_INTERVAL", "always")
+        config = write_server_config(settings.data_dir / "nats", port, sync_interval=sync)
+        nats_url = f"nats://127.0.0.1:{port}"
+        manager.add_process("nats", f"exec {nats_server_binary()} -c {config}", env=env)
+    env["PORTICO_NATS_URL"] = nats_url
+    for service in SERVICES:
+        manager.add_process(service, f"exec {sys.executable} -m services.{service}", env=env)
+    manager.add_process("gateway", f"exec {sys.executable} -m services.gateway", env=env)
+
+    threading.Thread(target=_announce_when_ready, args=(settings, _banner(settings, creds, nats_url)),
+                     daemon=True).start()
+    manager.loop()
+    sys.exit(manager.returncode or 0)
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@dlq_app.command("list")
+def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object a line."),
+             limit: int = typer.Option(100, help="At most this many, newest last.")) -> None:
+    """Events on the dead-letter subject, with the consumer and the error."""
+    rows = asyncio.run(_dlq_rows(Settings().resolved_nats_url, limit))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    if not rows:
+        typer.echo("no dead-lettered events")
+        return
+    for row in rows:
+        typer.echo(f"#{row['seq']} {row['failed_at']} consumer={row['consumer']} subject={row['subject']} "
+                   f"event={row['event_id']} deliveries={row['deliveries']}\n    error: {row['error']}")
+
+
+async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from services.runtime.nats import dlq_stream_config, ensure_stream
+
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, dlq_stream_config())
+        info = await js.stream_info(DLQ_STREAM)
+        rows = []
+        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
+        for seq in range(first, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(DLQ_STREAM, seq)
+            except NotFoundError:
+                continue
+            headers = msg.headers or {}
+            try:
+                event_id = json.loads(msg.data or b"{}").get("id", "")
+            except ValueError:
+                event_id = ""
+            rows.append({"seq": seq, "failed_at": headers.get("Portico-Failed-At", ""),
+                         "consumer": headers.get("Portico-Consumer", ""),
+                         "subject": headers.get("Portico-Original-Subject", ""), "event_id": event_id,
+                         "deliveries": headers.get("Portico-Deliveries", ""),
+                         "error": headers.get("Portico-Error", "")})
+        return rows
+    finally:
+        await nc.close()
+
+
+@app.command()
+def replay(service: str, rebuild: bool = typer.Option(
+        False, help="Empty the service's read models and inbox first, then rebuild them from the streams.")) -> None:
+    """Apply the events a service consumes from the start of the streams (idempotent)."""
+    from services.runtime.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(f"replay-{service}", "WARNING")
+    svc = _service_module(service).build(settings)
+
+    async def run() -> int:
+        await svc.broker.connect()
+        try:
+            return await svc.replay(rebuild=rebuild)
+        finally:
+            await svc.broker.stop()
+
+    typer.echo(f"{service}: {asyncio.run(run())} events applied")
+
+
+@app.command()
+def asyncapi(out: Path = typer.Option(Path("docs/asyncapi"), help="Directory for one JSON document a service.")) -> None:
+    """Write the AsyncAPI documents generated from the services' code."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings = Settings(auth_database_url="sqlite://", conversations_database_url="sqlite://",
+                        notifications_database_url="sqlite://", kb_database_url="sqlite://")
+    for service in SERVICES:
+        document = _service_module(service).build(settings).asyncapi()
+        (out / f"{service}.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        typer.echo(f"wrote {out / (service + '.json')}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""conversations: customers' conversations on every channel, messages, reopen; the agent inbox."""

@@ -1,0 +1,1 @@
+"""kb: knowledge base articles, portal KB settings and themes."""

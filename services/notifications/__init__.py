@@ -1,0 +1,1 @@
+"""notifications: e-mail and channel messages out, reply e-mails in."""

@@ -1,0 +1,280 @@
+"""Idempotent inbox: a durable JetStream consumer whose effects are exactly-once.
+
+Each event's id is recorded in `inbox` in the same transaction as its effect, and the message
+is acknowledged only after that commit. A redelivered, replayed or re-published event finds its
+id there and changes nothing. A failing event is retried with backoff; after `max_deliver`
+tries it goes to the dead-letter subject with its error and the stream moves on.
+"""
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Field, Session, SQLModel, col, delete, select
+
+from contracts.envelope import Event, EventEnvelope
+from contracts.subjects import STREAMS, dlq_subject
+from services.runtime.logging import correlation_id, get_logger
+
+log = get_logger("portico.inbox")
+
+EventHandler = Callable[[Session, Any, EventEnvelope], None]
+"""`handler(session, event, envelope)`: applies one event inside the consumer's transaction."""
+
+
+class InboxRecord(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    event_id: str = Field(primary_key=True, max_length=26)
+    event_type: str = Field(max_length=100)
+    processed_at: datetime
+
+
+@dataclass
+class Subscription:
+    """Events of one other service's stream that a service consumes, each with its handler."""
+
+    source: str
+    handlers: dict[type[Event], EventHandler]
+    consumer: str = ""  # durable consumer name; set by the service
+
+    @property
+    def stream(self) -> str:
+        return STREAMS[self.source]
+
+    @property
+    def subjects(self) -> list[str]:
+        return [event.subject() for event in self.handlers]
+
+    def handler_for(self, envelope: EventEnvelope) -> tuple[type[Event], EventHandler] | None:
+        for event, handler in self.handlers.items():
+            if event.type_name() == envelope.type and event.version == envelope.version:
+                return event, handler
+        return None
+
+
+class PoisonEvent(Exception):
+    """An event that can never be applied (undecodable); it goes to the dead-letter subject at once."""
+
+
+@dataclass
+class _Delivery:
+    msg: Msg | None
+    envelope: EventEnvelope | None = None
+    error: str | None = None
+    subject: str = ""
+
+
+@dataclass
+class InboxConsumer:
+    engine: Engine
+    subscription: Subscription
+    jetstream: Callable[[], JetStreamContext]
+    after_commit: Callable[[], None] = lambda: None
+    max_deliver: int = 5
+    backoff: Sequence[float] = (0.5, 2.0, 10.0, 30.0)
+    batch: int = 500
+    ack_wait: float = 30.0
+    applied_total: int = 0
+    dead_lettered_total: int = 0
+    _stopping: bool = field(default=False, init=False)
+
+    @property
+    def name(self) -> str:
+        return self.subscription.consumer
+
+    async def ensure(self) -> None:
+        """Create or update the durable consumer; idempotent, safe from any number of replicas."""
+        js = self.jetstream()
+        config = ConsumerConfig(
+            durable_name=self.name,
+            filter_subjects=self.subscription.subjects,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            # Safety net only: the consumer dead-letters after `max_deliver` failed tries itself.
+            # A message that crashes the process before it can do so stops being delivered here.
+            max_deliver=self.max_deliver + 2,
+            max_ack_pending=20_000,
+        )
+        await js.add_consumer(self.subscription.stream, config)
+
+    async def run(self) -> None:
+        """Fetch and apply batches until cancelled; survives NATS restarts."""
+        subscription = None
+        while not self._stopping:
+            try:
+                if subscription is None:
+                    await self.ensure()
+                    subscription = await self.jetstream().pull_subscribe_bind(
+                        durable=self.name, stream=self.subscription.stream)
+                msgs = await subscription.fetch(self.batch, timeout=5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event fetch failed; retrying", consumer=self.name, error=repr(exc))
+                subscription = None if isinstance(exc, nats.js.errors.NotFoundError) else subscription
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle_batch(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # unacked messages come back after ack_wait
+                log.error("event batch failed", consumer=self.name, error=repr(exc))
+                await asyncio.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        deliveries = [self._decode(m) for m in msgs]
+        good = [d for d in deliveries if d.envelope is not None]
+        for bad in (d for d in deliveries if d.envelope is None):
+            await self._dead_letter(bad, bad.error or "undecodable")
+        if not good:
+            return
+        try:
+            applied = await asyncio.to_thread(self.apply, [d.envelope for d in good])  # type: ignore[misc]
+        except Exception:
+            # One event spoils the batch: apply them one by one so the others still go through.
+            for delivery in good:
+                await self._handle_one(delivery)
+            return
+        self.applied_total += applied
+        if applied:
+            self.after_commit()
+        for delivery in good:
+            await delivery.msg.ack()  # type: ignore[union-attr]
+
+    async def _handle_one(self, delivery: _Delivery) -> None:
+        try:
+            applied = await asyncio.to_thread(self.apply, [delivery.envelope])  # type: ignore[list-item]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            deliveries = delivery.msg.metadata.num_delivered if delivery.msg else self.max_deliver
+            if isinstance(exc, PoisonEvent) or deliveries >= self.max_deliver:
+                await self._dead_letter(delivery, error)
+                return
+            delay = self.backoff[min(deliveries, len(self.backoff)) - 1]
+            log.warning("event failed; will retry", consumer=self.name, event_id=delivery.envelope.id,  # type: ignore[union-attr]
+                        subject=delivery.subject, delivery=deliveries, retry_in=delay, error=error)
+            if delivery.msg:
+                await delivery.msg.nak(delay=delay)
+            return
+        self.applied_total += applied
+        if applied:
+            self.after_commit()
+        if delivery.msg:
+            await delivery.msg.ack()
+
+    def apply(self, envelopes: Iterable[EventEnvelope]) -> int:
+        """Apply events in one transaction, skipping those already in the inbox; returns how many applied."""
+        envelopes = list(envelopes)
+        applied = 0
+        with Session(self.engine, expire_on_commit=False) as session:
+            seen = set(session.exec(select(InboxRecord.event_id).where(
+                InboxRecord.consumer == self.name,
+                col(InboxRecord.event_id).in_([e.id for e in envelopes]))).all())
+            now = datetime.now(UTC)
+            for envelope in envelopes:
+                if envelope.id in seen:
+                    continue
+                seen.add(envelope.id)
+                token = correlation_id.set(envelope.correlation_id)
+                try:
+                    self._apply_one(session, envelope)
+                finally:
+                    correlation_id.reset(token)
+                session.add(InboxRecord(consumer=self.name, event_id=envelope.id,
+                                        event_type=f"{envelope.type}.v{envelope.version}", processed_at=now))
+                applied += 1
+            session.commit()
+        return applied
+
+    def _apply_one(self, session: Session, envelope: EventEnvelope) -> None:
+        found = self.subscription.handler_for(envelope)
+        if found is None:
+            return  # not an event this service acts on: recorded as seen, nothing else
+        event_type, handler = found
+        try:
+            event = event_type.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise PoisonEvent(f"payload does not match {event_type.__name__}: {exc.errors()[:3]}") from exc
+        handler(session, event, envelope)
+        log.debug("event applied", consumer=self.name, event_id=envelope.id, type=envelope.type)
+
+    def _decode(self, msg: Msg) -> _Delivery:
+        try:
+            envelope = EventEnvelope.model_validate_json(msg.data)
+        except ValidationError as exc:
+            return _Delivery(msg, error=f"undecodable event: {exc.errors()[:3]}", subject=msg.subject)
+        return _Delivery(msg, envelope, subject=msg.subject)
+
+    async def _dead_letter(self, delivery: _Delivery, error: str) -> None:
+        msg = delivery.msg
+        assert msg is not None
+        event_id = delivery.envelope.id if delivery.envelope else (msg.headers or {}).get("Nats-Msg-Id", "")
+        headers = {
+            "Nats-Msg-Id": f"{self.name}:{event_id or msg.metadata.sequence.stream}",
+            "Portico-Error": error[:2000].replace("\r", " ").replace("\n", " "),
+            "Portico-Consumer": self.name,
+            "Portico-Original-Subject": msg.subject,
+            "Portico-Stream-Sequence": str(msg.metadata.sequence.stream),
+            "Portico-Deliveries": str(msg.metadata.num_delivered),
+            "Portico-Failed-At": datetime.now(UTC).isoformat(),
+        }
+        await self.jetstream().publish(dlq_subject(self.name, msg.subject), msg.data, headers=headers)
+        await msg.term()
+        self.dead_lettered_total += 1
+        log.error("event dead-lettered", consumer=self.name, event_id=event_id, subject=msg.subject,
+                  deliveries=msg.metadata.num_delivered, error=error)
+
+    def reset(self, session: Session) -> None:
+        """Forget which events were applied (before a rebuild from the streams)."""
+        session.exec(delete(InboxRecord).where(InboxRecord.consumer == self.name))  # type: ignore[call-overload]
+
+
+def decode_envelopes(lines: Iterable[str]) -> list[EventEnvelope]:
+    """Envelopes from JSON lines (a recorded event log); blank lines are skipped."""
+    return [EventEnvelope.model_validate(json.loads(line)) for line in lines if line.strip()]
+
+
+async def replay_stream(js: JetStreamContext, consumer: InboxConsumer, batch: int = 500) -> int:
+    """Read the consumer's subjects from the start of the stream and apply them through its inbox."""
+    stream = consumer.subscription.stream
+    info = await js.stream_info(stream)
+    last = info.state.last_seq
+    if info.state.messages == 0:
+        return 0
+    ephemeral = await js.add_consumer(stream, ConsumerConfig(
+        filter_subjects=consumer.subscription.subjects, deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE, inactive_threshold=60))
+    sub = await js.pull_subscribe_bind(consumer=ephemeral.name, stream=stream)
+    applied = 0
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=2)
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            envelopes = [EventEnvelope.model_validate_json(m.data) for m in msgs]
+            applied += await asyncio.to_thread(consumer.apply, envelopes)
+            if msgs[-1].metadata.sequence.stream >= last:
+                break
+    finally:
+        await sub.unsubscribe()
+    return applied

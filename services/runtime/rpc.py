@@ -1,0 +1,82 @@
+"""Typed request/reply over NATS: `rpc.<service>.<operation>`, queue group = service name.
+
+Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model back or a
+`ServiceError` whose code maps to an HTTP status.
+"""
+
+import asyncio
+import json
+from typing import TypeVar
+
+import nats.errors
+from faststream.middlewares import ExceptionMiddleware
+from faststream.nats import NatsBroker
+from pydantic import ValidationError
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import Reply, Request
+from contracts.subjects import rpc_subject
+from services.runtime.logging import current_correlation_id, get_logger
+
+log = get_logger("portico.rpc")
+
+R = TypeVar("R", bound=Reply)
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def error_middleware() -> ExceptionMiddleware:
+    """Turns exceptions in RPC endpoints into error replies, so a caller never waits for a timeout."""
+    middleware = ExceptionMiddleware()
+
+    @middleware.add_handler(ServiceError, publish=True)
+    async def _service_error(exc: ServiceError) -> dict:
+        return exc.body().model_dump(mode="json")
+
+    @middleware.add_handler(ValidationError, publish=True)
+    async def _invalid(exc: ValidationError) -> dict:
+        return {"error": ErrorCode.invalid_request.value, "message": validation_message(exc)}
+
+    @middleware.add_handler(Exception, publish=True)
+    async def _unexpected(exc: Exception) -> dict:
+        log.error("rpc endpoint failed", error=repr(exc), exc_info=exc)
+        return {"error": ErrorCode.internal_error.value, "message": "The service failed to answer; see its logs."}
+
+    return middleware
+
+
+class RpcClient:
+    """Calls services from the gateway (or from another service) with the current correlation id."""
+
+    def __init__(self, broker: NatsBroker, timeout: float = 5.0) -> None:
+        self._broker = broker
+        self._timeout = timeout
+
+    async def call(self, service: str, operation: str, request: Request, reply: type[R],
+                   *, timeout: float | None = None) -> R:
+        subject = rpc_subject(service, operation)
+        try:
+            msg = await self._broker.request(
+                request.model_dump(mode="json"), subject,
+                correlation_id=current_correlation_id(), timeout=timeout or self._timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise ServiceError(ErrorCode.service_unavailable,
+                               f"The {service} service is not running; try again shortly.") from exc
+        except (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError) as exc:
+            raise ServiceError(ErrorCode.service_timeout, f"The {service} service did not answer in time.") from exc
+        except nats.errors.ConnectionClosedError as exc:
+            raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus.") from exc
+        body = json.loads(msg.body or b"{}")
+        if "error" in body:
+            try:
+                code = ErrorCode(body["error"])
+            except ValueError:
+                code = ErrorCode.internal_error
+            raise ServiceError(code, str(body.get("message", "")))
+        return reply.model_validate(body.get("data", {}))

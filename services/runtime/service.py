@@ -1,0 +1,167 @@
+"""A Portico service process: its database, its stream, RPC endpoints, outbox relay and consumers.
+
+Each service's `app.py` builds one of these (the composition root) and `__main__` serves it.
+"""
+
+import asyncio
+import inspect
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from faststream.nats import NatsBroker, NatsMessage
+from faststream.specification import AsyncAPI
+from sqlmodel import Session, SQLModel, delete, text
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from contracts.envelope import Event, envelope_model, new_id
+from contracts.rpc import Ping, Pong, Reply, Request
+from contracts.subjects import rpc_subject
+from services.runtime.db import make_engine, session_scope
+from services.runtime.inbox import InboxConsumer, Subscription, replay_stream
+from services.runtime.logging import correlation_id, get_logger
+from services.runtime.nats import CONNECT_OPTIONS, dlq_stream_config, ensure_stream, stream_config
+from services.runtime.outbox import OutboxRelay, pending_count
+from services.runtime.rpc import error_middleware
+from services.runtime.settings import Settings
+
+log = get_logger("portico.service")
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings, *, produces: tuple[type[Event], ...] = (),
+                 subscriptions: tuple[Subscription, ...] = (), read_models: tuple[type[SQLModel], ...] = (),
+                 database_url: str | None = None, relay_enabled: bool = True) -> None:
+        self.name = name
+        self.settings = settings
+        self.instance = new_id()
+        self.engine = make_engine(database_url or settings.database_url(name))
+        self.broker = NatsBroker(settings.resolved_nats_url, middlewares=[error_middleware()], logger=None,
+                                 **CONNECT_OPTIONS)
+        self.relay = OutboxRelay(self.engine, lambda: self.broker.config.connection_state.stream,
+                                 batch=settings.relay_batch, poll_interval=settings.relay_poll_interval)
+        self.relay_enabled = relay_enabled
+        self.read_models = read_models
+        self.consumers = [
+            InboxConsumer(self.engine, _named(subscription, name), lambda: self.broker.config.connection_state.stream,
+                          after_commit=self.relay.wake, max_deliver=settings.max_deliver,
+                          backoff=settings.redelivery_backoff, batch=settings.consumer_batch)
+            for subscription in subscriptions
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started_at = time.monotonic()
+        for event in produces:
+            # Declared for the AsyncAPI document; events are sent by the outbox relay.
+            self.broker.publisher(event.subject(), title=f"{event.subject()}:{event.type_name()}",
+                                  description=inspect.getdoc(event), schema=envelope_model(event))
+        self.rpc("ping", Ping)(self._ping)
+
+    # -- RPC --------------------------------------------------------------------------
+
+    def rpc(self, operation: str, request_model: type[Request]) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
+        """Register `handler(session, request) -> Reply` as `rpc.<service>.<operation>`.
+
+        The handler runs in a worker thread inside one transaction, committed after it returns;
+        outbox rows it added are published right after the commit.
+        """
+        def register(handler: Callable[..., Reply]) -> Callable[..., Reply]:
+            async def endpoint(request: Any, message: NatsMessage) -> dict:
+                token = correlation_id.set(message.correlation_id or new_id())
+                try:
+                    reply = await asyncio.to_thread(self._run_in_transaction, handler, request)
+                finally:
+                    correlation_id.reset(token)
+                self.relay.wake()
+                return {"data": reply.model_dump(mode="json")}
+
+            endpoint.__annotations__["request"] = request_model
+            endpoint.__name__ = operation
+            self.broker.subscriber(rpc_subject(self.name, operation), queue=self.name,
+                                   title=rpc_subject(self.name, operation), description=inspect.getdoc(handler))(endpoint)
+            return handler
+        return register
+
+    def _run_in_transaction(self, handler: Callable[..., Reply], request: Request) -> Reply:
+        with session_scope(self.engine) as session:
+            return handler(session, request)
+
+    def _ping(self, session: Session, _: Ping) -> Pong:
+        session.exec(text("SELECT 1"))
+        return Pong(service=self.name, instance=self.instance, database="ok", outbox_pending=pending_count(session))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=2),
+                                           retry=retry_if_exception_type(Exception), reraise=True):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("waiting for NATS", service=self.name, attempt=attempt.retry_state.attempt_number)
+                await self.broker.connect()
+        js = self.broker.config.connection_state.stream
+        await ensure_stream(js, stream_config(self.name))
+        await ensure_stream(js, dlq_stream_config())
+        for consumer in self.consumers:
+            await ensure_stream(js, stream_config(consumer.subscription.source))
+        await self.broker.start()
+        if self.relay_enabled:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+        log.info("service started", service=self.name, instance=self.instance,
+                 consumers=[c.name for c in self.consumers])
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            # Bounded: when NATS is going away at the same moment, draining could wait forever.
+            await asyncio.wait_for(self.broker.stop(), timeout=3)
+        except Exception as exc:  # already disconnected
+            log.warning("broker stop failed", error=repr(exc))
+        self.engine.dispose()
+        log.info("service stopped", service=self.name, instance=self.instance)
+
+    async def serve(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+    async def replay(self, *, rebuild: bool = False) -> int:
+        """Apply every event of the streams this service consumes, from the first one.
+
+        Without `rebuild` the inbox skips what was applied already, so it only fills gaps. With it,
+        the read models and the inbox are emptied first and rebuilt from the streams.
+        Needs a NATS connection (`start` not required).
+        """
+        if rebuild:
+            with session_scope(self.engine) as session:
+                for model in self.read_models:
+                    session.exec(delete(model))  # type: ignore[call-overload]
+                for consumer in self.consumers:
+                    consumer.reset(session)
+        js = self.broker.config.connection_state.stream
+        applied = 0
+        for consumer in self.consumers:
+            applied += await replay_stream(js, consumer)
+        return applied
+
+    def asyncapi(self) -> dict[str, Any]:
+        spec = AsyncAPI(self.broker, title=f"Portico {self.name}", version="1.0.0",
+                        description=f"Events and request/reply endpoints of the {self.name} service.")
+        return spec.to_specification().to_jsonable()
+
+
+def _named(subscription: Subscription, service: str) -> Subscription:
+    subscription.consumer = subscription.consumer or f"{service}-from-{subscription.source}"
+    return subscription

@@ -1,0 +1,75 @@
+"""Settings of every Portico process, read once at start from `PORTICO_*` variables."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people copy from examples; refused as secrets anywhere but in development.
+PLACEHOLDER_SECRETS = frozenset({
+    "", "changeme", "change-me", "change_me", "changethis", "secret", "password", "admin", "test",
+    "example", "default", "xxx", "todo", "replace-me", "portico",
+})
+MIN_SECRET_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTICO_", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Path("var")
+    nats_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    public_url: str | None = None
+    log_level: str = "INFO"
+
+    auth_database_url: str | None = None
+    conversations_database_url: str | None = None
+    notifications_database_url: str | None = None
+    kb_database_url: str | None = None
+
+    bootstrap_api_key: SecretStr | None = None
+    bootstrap_admin_password: SecretStr | None = None
+
+    # Event pipeline: how often a failing event is tried before it goes to the dead-letter subject,
+    # and the waits between tries (seconds; the last one repeats).
+    max_deliver: int = 5
+    redelivery_backoff: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0)
+    consumer_batch: int = 500
+    relay_batch: int = 500
+    relay_poll_interval: float = 1.0
+    rpc_timeout: float = 5.0
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.env == "dev":
+            return self
+        for name in ("bootstrap_api_key", "bootstrap_admin_password"):
+            value: SecretStr | None = getattr(self, name)
+            if value is None:
+                continue
+            raw = value.get_secret_value()
+            if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"PORTICO_{name.upper()} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+                    f"set a real secret (PORTICO_ENV={self.env})")
+        return self
+
+    @property
+    def resolved_nats_url(self) -> str:
+        return self.nats_url or "nats://127.0.0.1:4222"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
+
+    def database_url(self, service: str) -> str:
+        """`PORTICO_<SERVICE>_DATABASE_URL`, else a SQLite file under the data dir."""
+        explicit = getattr(self, f"{service}_database_url", None)
+        if explicit:
+            return explicit
+        path = (self.data_dir / "db" / f"{service}.sqlite3").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
