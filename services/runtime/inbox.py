@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, col, delete, select
 
 from contracts.envelope import Event, EventEnvelope
@@ -68,6 +69,15 @@ class PoisonEvent(Exception):
     """An event that can never be applied (undecodable); it goes to the dead-letter subject at once."""
 
 
+class EventFailed(Exception):
+    """Applying one event raised; carries which one, so the rest of its batch can go ahead."""
+
+    def __init__(self, event_id: str, cause: BaseException) -> None:
+        super().__init__(f"{event_id}: {cause!r}")
+        self.event_id = event_id
+        self.cause = cause
+
+
 @dataclass
 class _Delivery:
     msg: Msg | None
@@ -103,9 +113,9 @@ class InboxConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
-            # Safety net only: the consumer dead-letters after `max_deliver` failed tries itself.
-            # A message that crashes the process before it can do so stops being delivered here.
-            max_deliver=self.max_deliver + 2,
+            # Unlimited on the server: the consumer dead-letters an event after `max_deliver` failures
+            # of its own, while an outage (database down) must never push events out of the stream's reach.
+            max_deliver=-1,
             max_ack_pending=20_000,
         )
         await js.add_consumer(self.subscription.stream, config)
@@ -142,44 +152,43 @@ class InboxConsumer:
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         deliveries = [self._decode(m) for m in msgs]
-        good = [d for d in deliveries if d.envelope is not None]
         for bad in (d for d in deliveries if d.envelope is None):
             await self._dead_letter(bad, bad.error or "undecodable")
-        if not good:
-            return
-        try:
-            applied = await asyncio.to_thread(self.apply, [d.envelope for d in good])  # type: ignore[misc]
-        except Exception:
-            # One event spoils the batch: apply them one by one so the others still go through.
-            for delivery in good:
-                await self._handle_one(delivery)
-            return
-        self.applied_total += applied
-        if applied:
-            self.after_commit()
-        for delivery in good:
-            await delivery.msg.ack()  # type: ignore[union-attr]
-
-    async def _handle_one(self, delivery: _Delivery) -> None:
-        try:
-            applied = await asyncio.to_thread(self.apply, [delivery.envelope])  # type: ignore[list-item]
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            deliveries = delivery.msg.metadata.num_delivered if delivery.msg else self.max_deliver
-            if isinstance(exc, PoisonEvent) or deliveries >= self.max_deliver:
-                await self._dead_letter(delivery, error)
+        pending = [d for d in deliveries if d.envelope is not None]
+        while pending:
+            try:
+                applied = await asyncio.to_thread(self.apply, [d.envelope for d in pending])  # type: ignore[misc]
+            except EventFailed as failed:
+                # Its transaction is rolled back; the others are applied without it.
+                culprit = next(d for d in pending if d.envelope.id == failed.event_id)  # type: ignore[union-attr]
+                pending = [d for d in pending if d is not culprit]
+                await self._retry_or_dead_letter(culprit, failed.cause)
+                continue
+            except Exception as exc:
+                # Not the events' fault (database unreachable, ...): try them all again later, never dead-letter.
+                log.error("could not apply events; will retry", consumer=self.name, error=repr(exc), count=len(pending))
+                for delivery in pending:
+                    await delivery.msg.nak(delay=self.backoff[-1])  # type: ignore[union-attr]
                 return
-            delay = self.backoff[min(deliveries, len(self.backoff)) - 1]
-            log.warning("event failed; will retry", consumer=self.name, event_id=delivery.envelope.id,  # type: ignore[union-attr]
-                        subject=delivery.subject, delivery=deliveries, retry_in=delay, error=error)
-            if delivery.msg:
-                await delivery.msg.nak(delay=delay)
+            self.applied_total += applied
+            if applied:
+                self.after_commit()
+            for delivery in pending:
+                await delivery.msg.ack()  # type: ignore[union-attr]
             return
-        self.applied_total += applied
-        if applied:
-            self.after_commit()
-        if delivery.msg:
-            await delivery.msg.ack()
+
+    async def _retry_or_dead_letter(self, delivery: _Delivery, cause: BaseException) -> None:
+        error = f"{type(cause).__name__}: {cause}"
+        msg = delivery.msg
+        assert msg is not None and delivery.envelope is not None
+        deliveries = msg.metadata.num_delivered
+        if isinstance(cause, PoisonEvent) or deliveries >= self.max_deliver:
+            await self._dead_letter(delivery, error)
+            return
+        delay = self.backoff[min(deliveries, len(self.backoff)) - 1]
+        log.warning("event failed; will retry", consumer=self.name, event_id=delivery.envelope.id,
+                    subject=delivery.subject, delivery=deliveries, retry_in=delay, error=error)
+        await msg.nak(delay=delay)
 
     def apply(self, envelopes: Iterable[EventEnvelope]) -> int:
         """Apply events in one transaction, skipping those already in the inbox; returns how many applied."""
@@ -197,6 +206,10 @@ class InboxConsumer:
                 token = correlation_id.set(envelope.correlation_id)
                 try:
                     self._apply_one(session, envelope)
+                except DBAPIError:
+                    raise  # the database's trouble, not the event's
+                except Exception as exc:
+                    raise EventFailed(envelope.id, exc) from exc
                 finally:
                     correlation_id.reset(token)
                 session.add(InboxRecord(consumer=self.name, event_id=envelope.id,

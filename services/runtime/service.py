@@ -46,7 +46,8 @@ class Service:
         self.consumers = [
             InboxConsumer(self.engine, _named(subscription, name), lambda: self.broker.config.connection_state.stream,
                           after_commit=self.relay.wake, max_deliver=settings.max_deliver,
-                          backoff=settings.redelivery_backoff, batch=settings.consumer_batch)
+                          backoff=settings.redelivery_backoff, batch=settings.consumer_batch,
+                          ack_wait=settings.consumer_ack_wait)
             for subscription in subscriptions
         ]
         self._tasks: list[asyncio.Task[None]] = []

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_deliver: int = 5
     redelivery_backoff: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0)
     consumer_batch: int = 500
+    consumer_ack_wait: float = 30.0
     relay_batch: int = 500
     relay_poll_interval: float = 1.0
     rpc_timeout: float = 5.0
