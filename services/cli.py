@@ -127,8 +127,7 @@ def dev() -> None:
         nats_url = settings.nats_url
     else:
         port = 4222 if not _port_taken(4222) else free_port()
-        sync = os.environ.get("PORTICO_NATS_SYNC_INTERVAL", "always")
-        config = write_server_config(settings.data_dir / "nats", port, sync_interval=sync)
+        config = write_server_config(settings.data_dir / "nats", port, sync_interval=settings.nats_sync_interval)
         nats_url = f"nats://127.0.0.1:{port}"
         manager.add_process("nats", f"exec {nats_server_binary()} -c {config}", env=env)
     env["PORTICO_NATS_URL"] = nats_url

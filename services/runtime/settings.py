@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     data_dir: Path = Path("var")
     nats_url: str | None = None
+    # fsync policy of the embedded nats-server: `always` (no acknowledged event lost on power failure)
+    # or an interval such as `1s` (faster; up to that much can be lost on power failure).
+    nats_sync_interval: str = "always"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     public_url: str | None = None
