@@ -39,9 +39,13 @@ def migrate(services: list[str] = typer.Argument(None, help="Services to migrate
 
 
 def demo_credentials(settings: Settings) -> dict[str, str]:
-    """PORTICO_BOOTSTRAP_* when set, else what an earlier run chose, else new random values."""
+    """PORTICO_BOOTSTRAP_* when set; in development, else what an earlier run chose, else new random values."""
     from services.auth.domain import new_api_key, new_password
 
+    if settings.env != "dev" and not (settings.bootstrap_api_key and settings.bootstrap_admin_password):
+        typer.echo("Set PORTICO_BOOTSTRAP_API_KEY and PORTICO_BOOTSTRAP_ADMIN_PASSWORD to seed outside development.",
+                   err=True)
+        raise typer.Exit(2)
     path = settings.data_dir / "demo-credentials.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     creds = {
@@ -50,9 +54,10 @@ def demo_credentials(settings: Settings) -> dict[str, str]:
         "admin_password": (settings.bootstrap_admin_password.get_secret_value() if settings.bootstrap_admin_password
                            else saved.get("admin_password") or new_password()),
     }
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(creds))
+    if settings.env == "dev":  # kept (owner-only) so that the next `make run` prints the same logins
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(creds))
     return creds
 
 

@@ -1,10 +1,24 @@
 """Database engines: SQLite file by default, PostgreSQL when a URL says so."""
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
+
+READ_ONLY = {"portico_read_only": True}
+"""Execution options of a read-only transaction: on SQLite it neither takes nor waits for the write lock."""
+
+# SQLite has one writer at a time, and a waiting writer sleeps in steps of up to 100 ms. Writers of
+# one process queue on this lock instead and start the moment the previous one commits.
+_write_locks: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """Hold while a write transaction runs: serialises this process's SQLite writers; no-op elsewhere."""
+    return _write_locks.get(engine) or nullcontext()
 
 
 def normalize_url(url: str) -> str:
@@ -38,16 +52,18 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
         # IMMEDIATE takes the write lock up front: two writers wait for each other (busy_timeout)
-        # instead of failing when a read lock cannot be upgraded.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # instead of failing when a read lock cannot be upgraded. Readers need no lock in WAL mode.
+        read_only = connection.get_execution_options().get("portico_read_only")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+    _write_locks[engine] = threading.Lock()
     return engine
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with write_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

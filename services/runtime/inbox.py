@@ -7,6 +7,7 @@ tries it goes to the dead-letter subject with its error and the stream moves on.
 """
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlmodel import Field, Session, SQLModel, col, delete, select
 
 from contracts.envelope import Event, EventEnvelope
 from contracts.subjects import STREAMS, dlq_subject
+from services.runtime.db import write_lock
 from services.runtime.logging import correlation_id, get_logger
 
 log = get_logger("portico.inbox")
@@ -102,6 +104,10 @@ class InboxConsumer:
     applied_total: int = 0
     dead_lettered_total: int = 0
     _stopping: bool = field(default=False, init=False)
+    _pull: JetStreamContext.PullSubscription | None = field(default=None, init=False)
+    # Its own thread: request handlers filling the shared pool never delay event processing.
+    _executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox"), init=False)
 
     @property
     def name(self) -> str:
@@ -125,21 +131,21 @@ class InboxConsumer:
 
     async def run(self) -> None:
         """Fetch and apply batches until cancelled; survives NATS restarts."""
-        subscription = None
         while not self._stopping:
             try:
-                if subscription is None:
+                if self._pull is None:
                     await self.ensure()
-                    subscription = await self.jetstream().pull_subscribe_bind(
+                    self._pull = await self.jetstream().pull_subscribe_bind(
                         durable=self.name, stream=self.subscription.stream)
-                msgs = await self._next_batch(subscription)
+                msgs = await self._next_batch(self._pull)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("event fetch failed; retrying", consumer=self.name, error=repr(exc))
-                subscription = None if isinstance(exc, nats.js.errors.NotFoundError) else subscription
+                if isinstance(exc, nats.js.errors.NotFoundError):
+                    self._pull = None
                 await asyncio.sleep(0.5)
                 continue
             try:
@@ -167,6 +173,15 @@ class InboxConsumer:
     def stop(self) -> None:
         self._stopping = True
 
+    async def close(self) -> None:
+        """Drop the pull subscription; events fetched but not acked are redelivered to another replica."""
+        if self._pull is not None:
+            try:
+                await self._pull.unsubscribe()
+            except Exception as exc:  # connection already gone
+                log.debug("unsubscribe failed", consumer=self.name, error=repr(exc))
+            self._pull = None
+
     async def handle_batch(self, msgs: list[Msg]) -> None:
         deliveries = [self._decode(m) for m in msgs]
         for bad in (d for d in deliveries if d.envelope is None):
@@ -174,7 +189,8 @@ class InboxConsumer:
         pending = [d for d in deliveries if d.envelope is not None]
         while pending:
             try:
-                applied = await asyncio.to_thread(self.apply, [d.envelope for d in pending])  # type: ignore[misc]
+                applied = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self.apply, [d.envelope for d in pending])
             except EventFailed as failed:
                 # Its transaction is rolled back; the others are applied without it.
                 culprit = next(d for d in pending if d.envelope.id == failed.event_id)  # type: ignore[union-attr]
@@ -211,7 +227,7 @@ class InboxConsumer:
         """Apply events in one transaction, skipping those already in the inbox; returns how many applied."""
         envelopes = list(envelopes)
         applied: list[dict[str, object]] = []
-        with Session(self.engine, expire_on_commit=False) as session:
+        with write_lock(self.engine), Session(self.engine, expire_on_commit=False) as session:
             seen = set(session.exec(select(InboxRecord.event_id).where(
                 InboxRecord.consumer == self.name,
                 col(InboxRecord.event_id).in_([e.id for e in envelopes]))).all())
@@ -303,7 +319,7 @@ async def replay_stream(js: JetStreamContext, consumer: InboxConsumer, batch: in
             except (nats.errors.TimeoutError, TimeoutError):
                 break
             envelopes = [EventEnvelope.model_validate_json(m.data) for m in msgs]
-            applied += await asyncio.to_thread(consumer.apply, envelopes)
+            applied += await asyncio.get_running_loop().run_in_executor(consumer._executor, consumer.apply, envelopes)
             if msgs[-1].metadata.sequence.stream >= last:
                 break
     finally:

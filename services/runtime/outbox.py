@@ -3,17 +3,22 @@ then published to JetStream by a relay, in order, with `Nats-Msg-Id` so that ret
 """
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from nats.js import JetStreamContext
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from contracts.envelope import Event, EventEnvelope
+from services.runtime.db import READ_ONLY, write_lock
 from services.runtime.logging import current_correlation_id, get_logger
 
 log = get_logger("portico.outbox")
+
+T = TypeVar("T")
 
 PUBLISH_ACK_TIMEOUT = 5.0
 
@@ -37,9 +42,10 @@ def record_event(session: Session, event: Event, *, org_id: str, aggregate_id: s
     envelope = EventEnvelope.wrap(
         event, org_id=org_id, aggregate_id=aggregate_id, aggregate_version=aggregate_version,
         correlation_id=current_correlation_id(), causation_id=causation_id)
-    session.add(OutboxRecord(
-        event_id=envelope.id, subject=event.subject(), payload=envelope.model_dump_json(),
-        correlation_id=envelope.correlation_id, created_at=envelope.occurred_at))
+    # A Core insert on the session's connection: part of the same transaction, without an ORM flush.
+    session.connection().execute(insert(OutboxRecord), {
+        "event_id": envelope.id, "subject": event.subject(), "payload": envelope.model_dump_json(),
+        "correlation_id": envelope.correlation_id, "created_at": envelope.occurred_at})
     return envelope
 
 
@@ -64,6 +70,8 @@ class OutboxRelay:
         self._batch = batch
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
+        # Its own thread: request handlers filling the shared pool never delay publication.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
         self.published_total = 0
 
     def wake(self) -> None:
@@ -94,7 +102,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of pending rows; returns how many were marked published."""
         self._wake.clear()
-        rows = await asyncio.to_thread(self._load_pending)
+        rows = await self._in_thread(self._load_pending)
         if not rows:
             return 0
         js = self._jetstream()
@@ -115,14 +123,17 @@ class OutboxRelay:
                     failure = exc
             future.cancel()
         if acked:
-            await asyncio.to_thread(self._mark_published, acked)
+            await self._in_thread(self._mark_published, acked)
             self.published_total += len(acked)
         if failure is not None:
             raise failure
         return len(acked)
 
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     def _load_pending(self) -> list[tuple[int, str, str, str, str]]:
-        with Session(self._engine) as session:
+        with Session(self._engine.execution_options(**READ_ONLY)) as session:
             rows = session.exec(
                 select(OutboxRecord.seq, OutboxRecord.event_id, OutboxRecord.subject, OutboxRecord.payload,
                        OutboxRecord.correlation_id)
@@ -132,7 +143,7 @@ class OutboxRelay:
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def _mark_published(self, seqs: list[int]) -> None:
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             session.exec(update(OutboxRecord).where(col(OutboxRecord.seq).in_(seqs))  # type: ignore[call-overload]
                          .values(published_at=datetime.now(UTC)))
             session.commit()

@@ -120,6 +120,8 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for consumer in self.consumers:
+            await consumer.close()
         try:
             # Bounded: when NATS is going away at the same moment, draining could wait forever.
             await asyncio.wait_for(self.broker.stop(), timeout=3)
