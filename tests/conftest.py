@@ -3,12 +3,10 @@ when PORTICO_TEST_POSTGRES_URL is set), services running in-process with their r
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 

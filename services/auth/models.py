@@ -4,6 +4,8 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
+from services.runtime.db import UtcDateTime
+
 
 class Org(SQLModel, table=True):
     __tablename__ = "orgs"
@@ -11,7 +13,7 @@ class Org(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=26)
     slug: str = Field(unique=True, max_length=100)
     name: str = Field(max_length=200)
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Portal(SQLModel, table=True):
@@ -27,7 +29,7 @@ class Portal(SQLModel, table=True):
     custom_sign_on_enabled: bool = False
     anonymous_enabled: bool = False
     session_lifetime_hours: int = 24
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class User(SQLModel, table=True):
@@ -43,7 +45,7 @@ class User(SQLModel, table=True):
     kind: str = Field(max_length=20)  # customer | staff | anonymous
     role: str | None = Field(default=None, max_length=40)  # staff only: agent | content_manager | admin
     password_hash: str | None = Field(default=None, max_length=200)
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ApiKey(SQLModel, table=True):
@@ -57,6 +59,6 @@ class ApiKey(SQLModel, table=True):
     role: str = Field(max_length=40)
     prefix: str = Field(max_length=12)
     key_hash: str = Field(unique=True, max_length=64)
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

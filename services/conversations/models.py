@@ -4,6 +4,8 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from services.runtime.db import UtcDateTime
+
 
 class Customer(SQLModel, table=True):
     """conversations' own copy of an account, built from auth's `UserRegistered` events."""
@@ -15,5 +17,5 @@ class Customer(SQLModel, table=True):
     email: str = Field(max_length=320)
     display_name: str | None = Field(default=None, max_length=200)
     kind: str = Field(max_length=20)
-    registered_at: datetime
+    registered_at: datetime = Field(sa_type=UtcDateTime)
     version: int = Field(description="aggregate_version of the last event applied")

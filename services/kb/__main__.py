@@ -1,7 +1,6 @@
 """`python -m services.kb`: serve the kb service until SIGINT/SIGTERM."""
 
-from services.runtime.main import serve
-
 from services.kb.app import build
+from services.runtime.main import serve
 
 serve("kb", build)

@@ -5,8 +5,11 @@ import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlmodel import Session
+
+UtcDateTime = DateTime(timezone=True)
+"""Every timestamp column: stored with its time zone on PostgreSQL; all values Portico writes are UTC."""
 
 READ_ONLY = {"portico_read_only": True}
 """Execution options of a read-only transaction: on SQLite it neither takes nor waits for the write lock."""

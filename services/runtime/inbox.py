@@ -7,9 +7,9 @@ tries it goes to the dead-letter subject with its error and the stream moves on.
 """
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import json
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,7 @@ from sqlmodel import Field, Session, SQLModel, col, delete, select
 
 from contracts.envelope import Event, EventEnvelope
 from contracts.subjects import STREAMS, dlq_subject
-from services.runtime.db import write_lock
+from services.runtime.db import UtcDateTime, write_lock
 from services.runtime.logging import correlation_id, get_logger
 
 log = get_logger("portico.inbox")
@@ -44,7 +44,7 @@ class InboxRecord(SQLModel, table=True):
     consumer: str = Field(primary_key=True, max_length=100)
     event_id: str = Field(primary_key=True, max_length=26)
     event_type: str = Field(max_length=100)
-    processed_at: datetime
+    processed_at: datetime = Field(sa_type=UtcDateTime)
 
 
 @dataclass

@@ -47,8 +47,8 @@ def create_event_tables() -> None:
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("correlation_id", sa.String(64), nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.Column("published_at", sa.DateTime, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
@@ -57,7 +57,7 @@ def create_event_tables() -> None:
         sa.Column("consumer", sa.String(100), primary_key=True),
         sa.Column("event_id", sa.String(26), primary_key=True),
         sa.Column("event_type", sa.String(100), nullable=False),
-        sa.Column("processed_at", sa.DateTime, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 

@@ -95,7 +95,7 @@ def write_server_config(store_dir: Path, port: int, *, sync_interval: str = "alw
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     lines = [
-        "listen: 127.0.0.1:%d" % port,
+        f"listen: 127.0.0.1:{port}",
         "server_name: portico",
         "max_payload: 8MB",
         "jetstream {",

@@ -3,17 +3,18 @@ then published to JetStream by a relay, in order, with `Nats-Msg-Id` so that ret
 """
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from nats.js import JetStreamContext
 from sqlalchemy import Engine, insert, update
-from sqlmodel import Field, Session, SQLModel, col, func, select
+from sqlmodel import Field, Session, SQLModel, col, delete, func, select
 
 from contracts.envelope import Event, EventEnvelope
-from services.runtime.db import READ_ONLY, write_lock
+from services.runtime.db import READ_ONLY, UtcDateTime, write_lock
 from services.runtime.logging import current_correlation_id, get_logger
 
 log = get_logger("portico.outbox")
@@ -21,6 +22,7 @@ log = get_logger("portico.outbox")
 T = TypeVar("T")
 
 PUBLISH_ACK_TIMEOUT = 5.0
+PRUNE_EVERY = 600.0  # seconds between clean-ups of old published rows
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -32,8 +34,8 @@ class OutboxRecord(SQLModel, table=True):
     subject: str = Field(max_length=255)
     payload: str
     correlation_id: str = Field(max_length=64)
-    created_at: datetime
-    published_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    published_at: datetime | None = Field(default=None, index=True, sa_type=UtcDateTime)
 
 
 def record_event(session: Session, event: Event, *, org_id: str, aggregate_id: str, aggregate_version: int,
@@ -64,11 +66,13 @@ class OutboxRelay:
     """
 
     def __init__(self, engine: Engine, jetstream: Callable[[], JetStreamContext], *,
-                 batch: int = 500, poll_interval: float = 1.0) -> None:
+                 batch: int = 500, poll_interval: float = 1.0, retention: timedelta = timedelta(days=7)) -> None:
         self._engine = engine
         self._jetstream = jetstream
         self._batch = batch
         self._poll_interval = poll_interval
+        self._retention = retention
+        self._next_prune = 0.0
         self._wake = asyncio.Event()
         # Its own thread: request handlers filling the shared pool never delay publication.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
@@ -93,6 +97,7 @@ class OutboxRelay:
             delay = 0.05
             if sent >= self._batch:
                 continue
+            await self._prune_now_and_then()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
             except TimeoutError:
@@ -128,6 +133,27 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(acked)
+
+    async def _prune_now_and_then(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        try:
+            removed = await self._in_thread(self.prune)
+        except Exception as exc:
+            log.warning("outbox prune failed", error=repr(exc))
+            return
+        if removed:
+            log.info("outbox pruned", removed=removed, retention_hours=self._retention.total_seconds() / 3600)
+
+    def prune(self) -> int:
+        """Delete rows published longer ago than the retention; unpublished rows are never touched."""
+        cutoff = datetime.now(UTC) - self._retention
+        with write_lock(self._engine), Session(self._engine) as session:
+            result = session.exec(delete(OutboxRecord).where(  # type: ignore[call-overload]
+                col(OutboxRecord.published_at).is_not(None), col(OutboxRecord.published_at) < cutoff))
+            session.commit()
+        return result.rowcount or 0
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -4,7 +4,6 @@ Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model b
 `ServiceError` whose code maps to an HTTP status.
 """
 
-import asyncio
 import json
 from typing import TypeVar
 
@@ -68,7 +67,7 @@ class RpcClient:
         except nats.errors.NoRespondersError as exc:
             raise ServiceError(ErrorCode.service_unavailable,
                                f"The {service} service is not running; try again shortly.") from exc
-        except (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (nats.errors.TimeoutError, TimeoutError) as exc:
             raise ServiceError(ErrorCode.service_timeout, f"The {service} service did not answer in time.") from exc
         except nats.errors.ConnectionClosedError as exc:
             raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus.") from exc

@@ -8,6 +8,7 @@ import inspect
 import signal
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from faststream.nats import NatsBroker, NatsMessage
@@ -21,7 +22,12 @@ from contracts.subjects import rpc_subject
 from services.runtime.db import make_engine, session_scope
 from services.runtime.inbox import InboxConsumer, Subscription, replay_stream
 from services.runtime.logging import correlation_id, get_logger
-from services.runtime.nats import CONNECT_OPTIONS, dlq_stream_config, ensure_stream, stream_config
+from services.runtime.nats import (
+    CONNECT_OPTIONS,
+    dlq_stream_config,
+    ensure_stream,
+    stream_config,
+)
 from services.runtime.outbox import OutboxRelay, pending_count
 from services.runtime.rpc import error_middleware
 from services.runtime.settings import Settings
@@ -40,7 +46,8 @@ class Service:
         self.broker = NatsBroker(settings.resolved_nats_url, middlewares=[error_middleware()], logger=None,
                                  **CONNECT_OPTIONS)
         self.relay = OutboxRelay(self.engine, lambda: self.broker.config.connection_state.stream,
-                                 batch=settings.relay_batch, poll_interval=settings.relay_poll_interval)
+                                 batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
+                                 retention=timedelta(hours=settings.outbox_retention_hours))
         self.relay_enabled = relay_enabled
         self.read_models = read_models
         self.consumers = [

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     consumer_ack_wait: float = 30.0
     relay_batch: int = 500
     relay_poll_interval: float = 1.0
+    outbox_retention_hours: float = 168.0
     rpc_timeout: float = 5.0
 
     @model_validator(mode="after")

@@ -101,8 +101,9 @@ async def test_bad_input_gets_a_json_error_and_stores_nothing(settings, stack, g
 async def test_disabled_email_access_is_refused(settings, stack, gateway):
     seed(settings)
     auth_db = settings.database_url("auth")
-    from services.runtime.db import make_engine
     from sqlalchemy import text
+
+    from services.runtime.db import make_engine
     engine = make_engine(auth_db)
     with engine.begin() as conn:
         conn.execute(text("UPDATE portals SET email_access_enabled = false WHERE slug = 'demo'"))

@@ -3,11 +3,11 @@ nothing lost between commit and publish, effects exactly once, poison events dea
 replicas sharing work, and services riding out a NATS restart."""
 
 import asyncio
+from datetime import UTC, datetime
 import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 
 import nats
 from nats.aio.msg import Msg
@@ -300,3 +300,28 @@ async def test_services_reconnect_after_nats_restart_and_lose_nothing(settings, 
     for email in ("before@example.com", "during@example.com", "after@example.com"):
         await wait_until(lambda e=email: count(conv_db, "customers", "email = :e", e=e) == 1, timeout=30)
     assert count(conv_db, "customers", "kind = 'customer'") == 3
+
+
+async def test_outbox_keeps_unpublished_rows_and_prunes_old_published_ones(settings, start_service):
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from services.runtime.db import make_engine
+
+    seed(settings)
+    auth_db = settings.database_url("auth")
+    auth = await start_service(build_auth, settings, relay_enabled=False)
+    start_email_access_directly(auth, "old@example.com")
+    start_email_access_directly(auth, "new@example.com")
+    await auth.relay.publish_pending()
+    start_email_access_directly(auth, "pending@example.com")  # not published yet
+    engine = make_engine(auth_db)
+    with engine.begin() as conn:  # the first two published rows are 8 days old
+        conn.execute(text("UPDATE outbox SET published_at = :t WHERE seq IN "
+                          "(SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq LIMIT 2)"),
+                     {"t": datetime.now(UTC) - timedelta(days=8)})
+    engine.dispose()
+    assert auth.relay.prune() == 2
+    assert count(auth_db, "outbox") == 2  # one recent published row, one pending row
+    assert count(auth_db, "outbox", "published_at IS NULL") == 1

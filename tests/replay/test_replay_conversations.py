@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from contracts.envelope import event_class
 from services.conversations.app import build as build_conversations
 from services.runtime.inbox import decode_envelopes

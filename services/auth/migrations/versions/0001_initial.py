@@ -20,7 +20,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(26), primary_key=True),
         sa.Column("slug", sa.String(100), nullable=False, unique=True),
         sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "portals",
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("custom_sign_on_enabled", sa.Boolean, nullable=False),
         sa.Column("anonymous_enabled", sa.Boolean, nullable=False),
         sa.Column("session_lifetime_hours", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "users",
@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("role", sa.String(40)),
         sa.Column("password_hash", sa.String(200)),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("org_id", "email", name="uq_users_org_email"),
     )
     op.create_table(
@@ -56,9 +56,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(40), nullable=False),
         sa.Column("prefix", sa.String(12), nullable=False),
         sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-        sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.Column("expires_at", sa.DateTime),
-        sa.Column("revoked_at", sa.DateTime),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True)),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
     )
     create_event_tables()
 

@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(320), nullable=False),
         sa.Column("display_name", sa.String(200)),
         sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("registered_at", sa.DateTime, nullable=False),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
     )
     create_event_tables()
