@@ -177,7 +177,8 @@ class InboxConsumer:
         """Drop the pull subscription; events fetched but not acked are redelivered to another replica."""
         if self._pull is not None:
             try:
-                await self._pull.unsubscribe()
+                # Bounded: when NATS is going away at the same moment there is no one to answer.
+                await asyncio.wait_for(self._pull.unsubscribe(), timeout=1.0)
             except Exception as exc:  # connection already gone
                 log.debug("unsubscribe failed", consumer=self.name, error=repr(exc))
             self._pull = None

@@ -131,7 +131,7 @@ class Service:
             await consumer.close()
         try:
             # Bounded: when NATS is going away at the same moment, draining could wait forever.
-            await asyncio.wait_for(self.broker.stop(), timeout=3)
+            await asyncio.wait_for(self.broker.stop(), timeout=2)
         except Exception as exc:  # already disconnected
             log.warning("broker stop failed", error=repr(exc))
         self.engine.dispose()

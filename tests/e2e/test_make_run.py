@@ -116,6 +116,7 @@ def test_portico_dev_runs_everything_seeds_the_demo_and_stops_on_ctrl_c(tmp_path
     assert not [pid for pid in pids if alive(pid)], "a process outlived Ctrl-C"
     for name in ("auth", "conversations", "notifications", "kb"):
         assert re.search(rf"{name}\s+\|.*service stopped", text), f"{name} did not stop cleanly"
+    assert "SIGKILL" not in text, "a process had to be killed: it did not stop within honcho's grace period"
 
 
 def test_portico_dev_uses_the_given_nats_server(tmp_path, nats_server):
