@@ -15,6 +15,19 @@ class ErrorCode(StrEnum):
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     conflict = "conflict"
+    invalid_token = "invalid_token"
+    bad_algorithm = "bad_algorithm"
+    bad_signature = "bad_signature"
+    unknown_key = "unknown_key"
+    unsupported_header = "unsupported_header"
+    missing_claim = "missing_claim"
+    token_expired = "token_expired"
+    token_not_yet_valid = "token_not_yet_valid"
+    token_too_old = "token_too_old"
+    token_replayed = "token_replayed"
+    invalid_credentials = "invalid_credentials"
+    session_expired = "session_expired"
+    invalid_setting = "invalid_setting"
     service_unavailable = "service_unavailable"
     service_timeout = "service_timeout"
     internal_error = "internal_error"
@@ -30,6 +43,19 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.unauthorized: 401,
     ErrorCode.forbidden: 403,
     ErrorCode.conflict: 409,
+    ErrorCode.invalid_token: 401,
+    ErrorCode.bad_algorithm: 401,
+    ErrorCode.bad_signature: 401,
+    ErrorCode.unknown_key: 401,
+    ErrorCode.unsupported_header: 401,
+    ErrorCode.missing_claim: 401,
+    ErrorCode.token_expired: 401,
+    ErrorCode.token_not_yet_valid: 401,
+    ErrorCode.token_too_old: 401,
+    ErrorCode.token_replayed: 401,
+    ErrorCode.invalid_credentials: 401,
+    ErrorCode.session_expired: 401,
+    ErrorCode.invalid_setting: 422,
     ErrorCode.service_unavailable: 503,
     ErrorCode.service_timeout: 504,
     ErrorCode.internal_error: 500,

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.sessions import SessionRecord
+
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,3 +44,132 @@ class EmailAccessStarted(Reply):
     portal: str = Field(description="Portal slug.")
     status: Literal["pending_verification"] = Field(
         description="Same answer whether or not the e-mail had an account.")
+
+
+# -- auth: sign-in and sessions ----------------------------------------------------------
+
+class SsoLogin(Request):
+    """Auto-login with an HS256 JWT signed by the company's backend with the portal's secret."""
+
+    portal: str = Field(description="Portal slug.", min_length=1, max_length=100)
+    token: str = Field(description="The JWT (claims: email, iat; optional exp, displayName, jti, externalId).",
+                       max_length=8192)
+    replaces_session: str | None = Field(default=None, description="Token of the browser's earlier session.")
+
+
+class AnonymousLogin(Request):
+    portal: str = Field(description="Portal slug.", min_length=1, max_length=100)
+
+
+class StaffLogin(Request):
+    email: str = Field(description="Staff e-mail.", max_length=320)
+    password: str = Field(description="Password.", max_length=1024)
+
+
+class SessionOpened(Reply):
+    session_token: str = Field(description="Goes into the HttpOnly session cookie; never logged.")
+    session: SessionRecord = Field(description="The new session.")
+
+
+class EndSession(Request):
+    session_token: str = Field(description="Token from the session cookie.", max_length=200)
+
+
+class SessionEnded(Reply):
+    ended: bool = Field(description="False when there was no such session (already over).")
+
+
+# -- auth: admin -------------------------------------------------------------------------
+
+class Actor(BaseModel):
+    """Who makes an admin request, as the gateway authenticated them."""
+
+    org_id: str = Field(description="Organisation of the key or staff member.")
+    role: str = Field(description="`org.admin` (API key) or a staff role.")
+    principal: str = Field(description="`key:<id>` or `user:<id>`.")
+
+
+class VerifyApiKey(Request):
+    key: str = Field(description="The bearer key as presented.", max_length=200)
+
+
+class ApiKeyIdentity(Reply):
+    key_id: str
+    org_id: str
+    role: str
+
+
+class GetPortal(Request):
+    actor: Actor
+    portal: str = Field(min_length=1, max_length=100)
+
+
+class PortalSettings(BaseModel):
+    """A portal's sign-in settings. Omitted fields are left as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email_access_enabled: bool | None = None
+    sso_enabled: bool | None = None
+    custom_sign_on_enabled: bool | None = None
+    custom_sign_on_redirect_uri: str | None = Field(default=None, max_length=2000)
+    anonymous_enabled: bool | None = None
+    session_lifetime_hours: int | None = Field(default=None, description="At least 1; default 24.")
+    idle_timeout_minutes: int | None = Field(default=None, description="At least 5; default 120.")
+    sso_token_max_age_minutes: int | None = Field(default=None, description="1 to 60; default 15.")
+
+
+class PortalView(Reply):
+    slug: str
+    name: str
+    org_id: str
+    kb_id: str
+    anonymous_user_id: str | None
+    settings: dict[str, object]
+    secrets: list[dict[str, object]] = Field(description="Key ids and their state; never the secret values.")
+
+
+class UpdatePortalSettings(Request):
+    actor: Actor
+    portal: str = Field(min_length=1, max_length=100)
+    settings: PortalSettings
+
+
+class CreatePortal(Request):
+    actor: Actor
+    slug: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RotateSecret(Request):
+    actor: Actor
+    portal: str = Field(min_length=1, max_length=100)
+    grace_minutes: int = Field(default=60, ge=0, le=60 * 24 * 30,
+                               description="How long the current secrets keep working beside the new one.")
+
+
+class NewSecret(Reply):
+    kid: str = Field(description="Key id: put it in the JWT header `kid`.")
+    secret: str = Field(description="The secret, shown this once.")
+    previous_retire_at: str | None = Field(description="When the secrets it replaces stop working (UTC, ISO).")
+
+
+class RevokeSecret(Request):
+    actor: Actor
+    portal: str = Field(min_length=1, max_length=100)
+    kid: str = Field(min_length=1, max_length=40)
+
+
+class SecretRevoked(Reply):
+    kid: str
+
+
+class KbSettings(Request):
+    """Kustomer-compatible: the portal secret for a knowledge base id."""
+
+    actor: Actor
+    kb_id: str = Field(min_length=1, max_length=64)
+
+
+class KbSecret(Reply):
+    secret: str

@@ -1,13 +1,30 @@
 """auth's composition root."""
 
+from contracts import rpc
 from contracts.events import UserRegistered
-from contracts.rpc import StartEmailAccess
-from services.auth import handlers
+from services.auth import admin, handlers, signin
+from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
 
 def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("auth", settings or Settings(), produces=(UserRegistered,), **overrides)  # type: ignore[arg-type]
-    service.rpc("start_email_access", StartEmailAccess)(handlers.start_email_access)
+    service.on_start(open_buckets)
+    endpoints = {
+        "start_email_access": (rpc.StartEmailAccess, handlers.start_email_access),
+        "sso_login": (rpc.SsoLogin, signin.sso_login),
+        "anonymous_login": (rpc.AnonymousLogin, signin.anonymous_login),
+        "staff_login": (rpc.StaffLogin, signin.staff_login),
+        "logout": (rpc.EndSession, signin.logout),
+        "verify_api_key": (rpc.VerifyApiKey, admin.verify_api_key),
+        "get_portal": (rpc.GetPortal, admin.get_portal),
+        "create_portal": (rpc.CreatePortal, admin.create_portal),
+        "update_portal_settings": (rpc.UpdatePortalSettings, admin.update_portal_settings),
+        "rotate_secret": (rpc.RotateSecret, admin.rotate_secret),
+        "revoke_secret": (rpc.RevokeSecret, admin.revoke_secret),
+        "kb_settings": (rpc.KbSettings, admin.kb_settings),
+    }
+    for operation, (request, handler) in endpoints.items():
+        service.rpc(operation, request)(handler)
     return service

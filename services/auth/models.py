@@ -28,8 +28,25 @@ class Portal(SQLModel, table=True):
     sso_enabled: bool = False
     custom_sign_on_enabled: bool = False
     anonymous_enabled: bool = False
+    custom_sign_on_redirect_uri: str | None = Field(default=None, max_length=2000)
     session_lifetime_hours: int = 24
+    idle_timeout_minutes: int = 120
+    sso_token_max_age_minutes: int = 15
+    anonymous_user_id: str | None = Field(default=None, max_length=26)
     created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PortalSecret(SQLModel, table=True):
+    """A portal's pre-shared HS256 secret. Several can be live at once while a rotation's grace runs."""
+
+    __tablename__ = "portal_secrets"
+
+    kid: str = Field(primary_key=True, max_length=40)
+    portal_id: str = Field(foreign_key="portals.id", index=True, max_length=26)
+    secret: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    retires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class User(SQLModel, table=True):

@@ -1,6 +1,5 @@
 """The demo org that `make run` creates: org `demo`, portal `demo`, admin and an org.admin API key."""
 
-import uuid
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -10,6 +9,12 @@ from contracts.envelope import new_id
 from services.auth.accounts import get_or_create_user
 from services.auth.domain import hash_api_key
 from services.auth.models import ApiKey, Org, Portal
+from services.auth.portals import (
+    add_secret,
+    create_portal,
+    ensure_anonymous_user,
+    live_secrets,
+)
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 BOOTSTRAP_KEY_NAME = "bootstrap"
@@ -25,10 +30,11 @@ def seed_demo(session: Session, *, api_key: str, admin_password: str) -> Portal:
         session.flush()
     portal = session.exec(select(Portal).where(Portal.slug == "demo")).first()
     if portal is None:
-        portal = Portal(id=new_id(), org_id=org.id, slug="demo", name="Demo support", kb_id=str(uuid.uuid4()),
-                        email_access_enabled=True, sso_enabled=True, custom_sign_on_enabled=True,
-                        anonymous_enabled=True, created_at=now)
-        session.add(portal)
+        portal = create_portal(session, org_id=org.id, slug="demo", name="Demo support", email_access_enabled=True,
+                               sso_enabled=True, custom_sign_on_enabled=True, anonymous_enabled=True)
+    ensure_anonymous_user(session, portal)
+    if not live_secrets(session, portal):
+        add_secret(session, portal)
 
     hasher = PasswordHasher()
     admin, created = get_or_create_user(session, org_id=org.id, email=DEMO_ADMIN_EMAIL, kind="staff", method="seed",

@@ -7,11 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from faststream.nats import NatsBroker
+from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, wait_exponential
 
 from contracts.envelope import new_id
-from services.gateway import routes_health, routes_session
+from contracts.errors import ErrorCode, ServiceError
+from contracts.sessions import MAX_SESSION_DAYS, SESSIONS_BUCKET
+from services.gateway import routes_admin, routes_health, routes_session
 from services.gateway.errors import install_error_handlers
+from services.runtime.kv import ensure_bucket
 from services.runtime.logging import correlation_id, get_logger
 from services.runtime.nats import CONNECT_OPTIONS
 from services.runtime.rpc import RpcClient
@@ -26,11 +30,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     broker = NatsBroker(settings.resolved_nats_url, logger=None, **CONNECT_OPTIONS)
 
+    buckets: dict[str, KeyValue] = {}
+
     async def connect() -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=2)):
             with attempt:
                 await broker.connect()
+                buckets["sessions"] = await ensure_bucket(
+                    broker.config.connection_state.stream, SESSIONS_BUCKET,
+                    ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
         log.info("gateway connected to NATS")
+
+    def sessions() -> KeyValue:
+        if "sessions" not in buckets:
+            raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus yet.")
+        return buckets["sessions"]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.broker = broker
     app.state.rpc = RpcClient(broker, timeout=settings.rpc_timeout)
+    app.state.sessions = sessions
     app.state.is_connected = lambda: bool(broker._connection and broker._connection.is_connected)
 
     @app.middleware("http")
@@ -68,4 +83,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_health.router)
     app.include_router(routes_session.router)
+    app.include_router(routes_admin.router)
     return app

@@ -1,12 +1,28 @@
-"""Portal sign-in."""
+"""Portal sign-in, staff sign-in, who am I, logout."""
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from contracts.rpc import EmailAccessStarted, StartEmailAccess
+from contracts.rpc import (
+    AnonymousLogin,
+    EmailAccessStarted,
+    EndSession,
+    SessionEnded,
+    SessionOpened,
+    SsoLogin,
+    StaffLogin,
+    StartEmailAccess,
+)
+from contracts.sessions import SESSION_COOKIE
+from services.gateway.auth import (
+    CurrentSession,
+    SessionView,
+    clear_session_cookie,
+    set_session_cookie,
+)
 from services.gateway.deps import Rpc
 
-router = APIRouter(prefix="/api/v1/portals/{portal}", tags=["sign-in"])
+router = APIRouter(tags=["sign-in"])
 
 PortalSlug = Path(description="Portal slug", min_length=1, max_length=100, examples=["demo"])
 
@@ -15,8 +31,61 @@ class EmailAccessBody(BaseModel):
     email: str = Field(description="The customer's e-mail address.", examples=["ana@example.com"], max_length=320)
 
 
-@router.post("/session/email", status_code=202, response_model=EmailAccessStarted,
-             summary="Start e-mail access: the account is created if needed and a code is to be sent")
+class SsoBody(BaseModel):
+    token: str = Field(description="HS256 JWT signed with the portal's secret.", max_length=8192)
+
+
+class StaffBody(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+def _secure(request: Request) -> bool:
+    return request.app.state.settings.env == "prod"
+
+
+def _opened(request: Request, response: Response, opened: SessionOpened) -> SessionView:
+    set_session_cookie(response, opened.session_token, opened.session, _secure(request))
+    return SessionView.of(opened.session)
+
+
+@router.post("/api/v1/portals/{portal}/session/email", status_code=202, response_model=EmailAccessStarted,
+             summary="Start e-mail access: the account is created if needed")
 async def start_email_access(body: EmailAccessBody, rpc: Rpc, portal: str = PortalSlug) -> EmailAccessStarted:
     return await rpc.call("auth", "start_email_access", StartEmailAccess(portal=portal, email=body.email),
                           EmailAccessStarted)
+
+
+@router.post("/api/v1/portals/{portal}/session/sso", response_model=SessionView,
+             summary="Auto-login with a JWT signed by the portal's secret (chat widget `sso.login(token)`)")
+async def sso_login(body: SsoBody, request: Request, response: Response, rpc: Rpc,
+                    portal: str = PortalSlug) -> SessionView:
+    opened = await rpc.call("auth", "sso_login", SsoLogin(
+        portal=portal, token=body.token, replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
+    return _opened(request, response, opened)
+
+
+@router.post("/api/v1/portals/{portal}/session/anonymous", response_model=SessionView,
+             summary="Anonymous session, where the portal allows requests without login")
+async def anonymous_login(request: Request, response: Response, rpc: Rpc, portal: str = PortalSlug) -> SessionView:
+    opened = await rpc.call("auth", "anonymous_login", AnonymousLogin(portal=portal), SessionOpened)
+    return _opened(request, response, opened)
+
+
+@router.post("/api/v1/staff/session", response_model=SessionView, summary="Staff sign-in with e-mail and password")
+async def staff_login(body: StaffBody, request: Request, response: Response, rpc: Rpc) -> SessionView:
+    opened = await rpc.call("auth", "staff_login", StaffLogin(email=body.email, password=body.password),
+                            SessionOpened)
+    return _opened(request, response, opened)
+
+
+@router.get("/api/v1/session", response_model=SessionView, summary="Who am I, how I signed in, when it ends")
+async def who_am_i(current: CurrentSession) -> SessionView:
+    return SessionView.of(current[1])
+
+
+@router.delete("/api/v1/session", response_model=SessionEnded, summary="Log out (every gateway, at once)")
+async def logout(current: CurrentSession, request: Request, response: Response, rpc: Rpc) -> SessionEnded:
+    ended = await rpc.call("auth", "logout", EndSession(session_token=current[0]), SessionEnded)
+    clear_session_cookie(response, _secure(request))
+    return ended

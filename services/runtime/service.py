@@ -7,9 +7,9 @@ import asyncio
 import inspect
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker, NatsMessage
 from faststream.specification import AsyncAPI
@@ -33,6 +33,8 @@ from services.runtime.rpc import error_middleware
 from services.runtime.settings import Settings
 
 log = get_logger("portico.service")
+
+T = TypeVar("T")
 
 
 class Service:
@@ -58,6 +60,8 @@ class Service:
             for subscription in subscriptions
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self._start_hooks: list[Callable[[Service], Awaitable[None]]] = []
+        self.resources: dict[str, Any] = {}
         self._started_at = time.monotonic()
         for event in produces:
             # Declared for the AsyncAPI document; events are sent by the outbox relay.
@@ -68,19 +72,24 @@ class Service:
     # -- RPC --------------------------------------------------------------------------
 
     def rpc(self, operation: str, request_model: type[Request]) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
-        """Register `handler(session, request) -> Reply` as `rpc.<service>.<operation>`.
+        """Register a handler as `rpc.<service>.<operation>`.
 
-        The handler runs in a worker thread inside one transaction, committed after it returns;
-        outbox rows it added are published right after the commit.
+        A plain `handler(session, request) -> Reply` runs in a worker thread inside one transaction,
+        committed after it returns; outbox rows it added are published right after the commit.
+        An `async handler(service, request) -> Reply` does its own I/O (`service.transaction`, KV).
         """
         def register(handler: Callable[..., Reply]) -> Callable[..., Reply]:
+            is_async = inspect.iscoroutinefunction(handler)
+
             async def endpoint(request: Any, message: NatsMessage) -> dict:
                 token = correlation_id.set(message.correlation_id or new_id())
                 try:
-                    reply = await asyncio.to_thread(self._run_in_transaction, handler, request)
+                    if is_async:
+                        reply = await handler(self, request)
+                    else:
+                        reply = await self.transaction(handler, request)
                 finally:
                     correlation_id.reset(token)
-                self.relay.wake()
                 return {"data": reply.model_dump(mode="json")}
 
             endpoint.__annotations__["request"] = request_model
@@ -90,9 +99,19 @@ class Service:
             return handler
         return register
 
-    def _run_in_transaction(self, handler: Callable[..., Reply], request: Request) -> Reply:
-        with session_scope(self.engine) as session:
-            return handler(session, request)
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(session, *args)` in a worker thread, in one committed transaction; then publish its events."""
+        def run() -> T:
+            with session_scope(self.engine) as session:
+                return fn(session, *args)
+
+        result = await asyncio.to_thread(run)
+        self.relay.wake()
+        return result
+
+    def on_start(self, hook: Callable[["Service"], Awaitable[None]]) -> None:
+        """Run `await hook(service)` once connected, before requests are served (KV buckets, ...)."""
+        self._start_hooks.append(hook)
 
     def _ping(self, session: Session, _: Ping) -> Pong:
         session.exec(text("SELECT 1"))
@@ -112,6 +131,8 @@ class Service:
         await ensure_stream(js, dlq_stream_config())
         for consumer in self.consumers:
             await ensure_stream(js, stream_config(consumer.subscription.source))
+        for hook in self._start_hooks:
+            await hook(self)
         await self.broker.start()
         if self.relay_enabled:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))

@@ -26,6 +26,10 @@ from tests.helpers import count, wait_for_http, wait_until
 from tests.integration.test_email_access_slice import EMAIL_PATH, seed
 
 
+# `seed` registers the demo admin and the demo portal's Anonymous user: two UserRegistered events.
+SEED_EVENTS = 2
+
+
 def user_registered(email: str, *, version: int = 1, user_id: str | None = None,
                     correlation: str = "test") -> EventEnvelope:
     user_id = user_id or new_id()
@@ -78,8 +82,8 @@ async def test_event_committed_while_nats_is_down_is_delivered_after_recovery(
     await wait_until(lambda: count(auth_db, "outbox", "published_at IS NULL") == 0, timeout=30)
     await asyncio.sleep(0.5)
     assert count(conv_db, "customers", "email = 'down@example.com'") == 1
-    # Admin (seed) + this customer: exactly two events, however many times the relay retried.
-    assert await stream_count(settings.nats_url, STREAMS["auth"]) == 2
+    # The seeded accounts + this customer: one event each, however many times the relay retried.
+    assert await stream_count(settings.nats_url, STREAMS["auth"]) == SEED_EVENTS + 1
 
 
 async def test_relay_dead_between_commit_and_publish_loses_nothing(settings, start_service):
@@ -89,12 +93,12 @@ async def test_relay_dead_between_commit_and_publish_loses_nothing(settings, sta
     dead_relay = await start_service(build_auth, settings, relay_enabled=False)
     start_email_access_directly(dead_relay, "relay@example.com")
     await dead_relay.stop()
-    assert count(auth_db, "outbox", "published_at IS NULL") == 2  # the seeded admin and this customer
+    assert count(auth_db, "outbox", "published_at IS NULL") == SEED_EVENTS + 1  # seeded accounts and this customer
 
     await start_service(build_auth, settings)  # the restarted process
     await wait_until(lambda: count(conv_db, "customers", "email = 'relay@example.com'") == 1, timeout=15)
     await wait_until(lambda: count(auth_db, "outbox", "published_at IS NULL") == 0)
-    assert await stream_count(settings.nats_url, STREAMS["auth"]) == 2
+    assert await stream_count(settings.nats_url, STREAMS["auth"]) == SEED_EVENTS + 1
 
 
 async def test_lost_publish_ack_is_resent_once_in_effect(settings, start_service, monkeypatch):
@@ -122,7 +126,7 @@ async def test_lost_publish_ack_is_resent_once_in_effect(settings, start_service
         task.cancel()
     assert calls["n"] >= 2  # the rows really were sent twice
     await wait_until(lambda: count(conv_db, "customers", "email = 'lostack@example.com'") == 1)
-    assert await stream_count(settings.nats_url, STREAMS["auth"]) == 2  # de-duplicated by Nats-Msg-Id
+    assert await stream_count(settings.nats_url, STREAMS["auth"]) == SEED_EVENTS + 1  # de-duplicated by Nats-Msg-Id
     await asyncio.sleep(0.5)
     assert count(conv_db, "customers", "email = 'lostack@example.com'") == 1
 
@@ -323,5 +327,5 @@ async def test_outbox_keeps_unpublished_rows_and_prunes_old_published_ones(setti
                      {"t": datetime.now(UTC) - timedelta(days=8)})
     engine.dispose()
     assert auth.relay.prune() == 2
-    assert count(auth_db, "outbox") == 2  # one recent published row, one pending row
+    assert count(auth_db, "outbox") == SEED_EVENTS + 1  # the recent published rows and the pending one
     assert count(auth_db, "outbox", "published_at IS NULL") == 1

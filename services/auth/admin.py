@@ -1,0 +1,78 @@
+"""Admin endpoints: API keys, portals, their sign-in settings and secrets."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import (
+    ApiKeyIdentity,
+    CreatePortal,
+    GetPortal,
+    KbSecret,
+    KbSettings,
+    NewSecret,
+    PortalView,
+    RevokeSecret,
+    RotateSecret,
+    SecretRevoked,
+    UpdatePortalSettings,
+    VerifyApiKey,
+)
+from services.auth import portals
+from services.auth.domain import hash_api_key
+from services.auth.models import ApiKey, Portal, PortalSecret
+
+
+def verify_api_key(session: Session, request: VerifyApiKey) -> ApiKeyIdentity:
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(request.key))).first()
+    now = datetime.now(UTC)
+    if key is None or key.revoked_at is not None or (key.expires_at and portals._aware(key.expires_at) <= now):
+        raise ServiceError(ErrorCode.unauthorized, "Unknown, expired or revoked API key.")
+    return ApiKeyIdentity(key_id=key.id, org_id=key.org_id, role=key.role)
+
+
+def get_portal(session: Session, request: GetPortal) -> PortalView:
+    return portals.portal_view(session, portals.admin_portal(session, request.actor, request.portal))
+
+
+def create_portal(session: Session, request: CreatePortal) -> PortalView:
+    portals.require_admin(request.actor, request.actor.org_id)
+    portal = portals.create_portal(session, org_id=request.actor.org_id, slug=request.slug, name=request.name)
+    return portals.portal_view(session, portal)
+
+
+def update_portal_settings(session: Session, request: UpdatePortalSettings) -> PortalView:
+    portal = portals.admin_portal(session, request.actor, request.portal)
+    portals.apply_settings(portal, request.settings)
+    session.add(portal)
+    return portals.portal_view(session, portal)
+
+
+def rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
+    """A new secret, accepted at once; the current ones keep working for the grace period, then stop."""
+    portal = portals.admin_portal(session, request.actor, request.portal)
+    key, retire_at = portals.rotate_secret(session, portal, timedelta(minutes=request.grace_minutes))
+    return NewSecret(kid=key.kid, secret=key.secret, previous_retire_at=retire_at.isoformat())
+
+
+def revoke_secret(session: Session, request: RevokeSecret) -> SecretRevoked:
+    portal = portals.admin_portal(session, request.actor, request.portal)
+    secret = session.get(PortalSecret, request.kid)
+    if secret is None or secret.portal_id != portal.id:
+        raise ServiceError(ErrorCode.not_found, f"Portal '{portal.slug}' has no secret '{request.kid}'.")
+    secret.revoked_at = datetime.now(UTC)
+    session.add(secret)
+    return SecretRevoked(kid=secret.kid)
+
+
+def kb_settings(session: Session, request: KbSettings) -> KbSecret:
+    """Kustomer's `GET /v1/auth/kb/{kb_id}/settings`: the newest live secret of the portal with that kb_id."""
+    portal = session.exec(select(Portal).where(Portal.kb_id == request.kb_id)).first()
+    if portal is None or portal.org_id != request.actor.org_id:
+        raise ServiceError(ErrorCode.not_found, "No knowledge base with that id in your organisation.")
+    portals.require_admin(request.actor, portal.org_id)
+    live = portals.live_secrets(session, portal)
+    if not live:
+        raise ServiceError(ErrorCode.not_found, "This portal has no live secret; create one.")
+    return KbSecret(secret=live[0].secret)

@@ -1,0 +1,127 @@
+"""Sign-in endpoints: SSO token, anonymous, staff password, logout."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import (
+    AnonymousLogin,
+    EndSession,
+    SessionEnded,
+    SessionOpened,
+    SsoLogin,
+    StaffLogin,
+)
+from services.auth.accounts import get_or_create_user, portal_by_slug
+from services.auth.domain import normalize_email
+from services.auth.models import Portal, User
+from services.auth.portals import signing_keys
+from services.auth.sessions import end_session, open_session, remember_jti, session_for
+from services.auth.tokens import SigningKey, verify_token
+from services.runtime.logging import get_logger
+from services.runtime.service import Service
+
+log = get_logger("portico.auth")
+
+STAFF_SESSION = timedelta(hours=12)
+STAFF_IDLE = timedelta(hours=2)
+_hasher = PasswordHasher()
+# Checked when the e-mail has no staff account, so that the answer takes as long as for one that has.
+_DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
+
+
+def _portal_for(session: Session, slug: str, method: str) -> Portal:
+    portal = portal_by_slug(session, slug)
+    enabled = {"sso": portal.sso_enabled, "anonymous": portal.anonymous_enabled}[method]
+    if not enabled:
+        raise ServiceError(ErrorCode.method_disabled, f"{method.upper() if method == 'sso' else method.capitalize()} "
+                                                       f"sign-in is turned off for portal '{slug}'.")
+    return portal
+
+
+def _sso_context(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
+    portal = _portal_for(session, slug, "sso")
+    return portal, signing_keys(session, portal)
+
+
+def _lifetimes(portal: Portal) -> tuple[timedelta, timedelta]:
+    return timedelta(hours=portal.session_lifetime_hours), timedelta(minutes=portal.idle_timeout_minutes)
+
+
+async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
+    """Auto-login with a token from the company's backend; the first login of an e-mail creates the account."""
+    portal, keys = await service.transaction(_sso_context, request.portal)
+    claims = verify_token(request.token, keys, max_age_seconds=portal.sso_token_max_age_minutes * 60)
+    email = normalize_email(claims["email"])
+    if "jti" in claims:
+        await remember_jti(service.resources["jti"], portal.id, claims["jti"])
+
+    def account(session: Session) -> User:
+        user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="sso",
+                                     portal=portal.slug, display_name=claims.get("displayName"))
+        return user
+
+    user = await service.transaction(account)
+    lifetime, idle = _lifetimes(portal)
+    record = session_for(user, method="sso", portal=portal, lifetime=lifetime, idle=idle)
+    token = await open_session(service.resources["sessions"], record)
+    if request.replaces_session:
+        await end_session(service.resources["sessions"], request.replaces_session)
+    log.info("signed in", method="sso", user_id=user.id, portal=portal.slug)
+    return SessionOpened(session_token=token, session=record)
+
+
+async def anonymous_login(service: Service, request: AnonymousLogin) -> SessionOpened:
+    """A session as the portal's Anonymous user, where the portal allows requests without login."""
+    def context(session: Session) -> tuple[Portal, User]:
+        portal = _portal_for(session, request.portal, "anonymous")
+        user = session.get(User, portal.anonymous_user_id) if portal.anonymous_user_id else None
+        if user is None:
+            raise ServiceError(ErrorCode.internal_error, "This portal has no Anonymous user; run `portico migrate`.")
+        return portal, user
+
+    portal, user = await service.transaction(context)
+    lifetime, idle = _lifetimes(portal)
+    record = session_for(user, method="anonymous", portal=portal, lifetime=lifetime, idle=idle)
+    token = await open_session(service.resources["sessions"], record)
+    log.info("signed in", method="anonymous", portal=portal.slug)
+    return SessionOpened(session_token=token, session=record)
+
+
+async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
+    """E-mail and password of a staff account; the same answer and timing for every wrong pair."""
+    try:
+        email = normalize_email(request.email)
+    except ServiceError:
+        email = ""
+
+    def find(session: Session) -> User | None:
+        return session.exec(select(User).where(User.email == email, User.kind == "staff")).first() if email else None
+
+    user = await service.transaction(find)
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH,
+                                  request.password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    if not await asyncio.to_thread(check) or user is None:
+        raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")
+    record = session_for(user, method="password", portal=None, lifetime=STAFF_SESSION, idle=STAFF_IDLE)
+    token = await open_session(service.resources["sessions"], record)
+    log.info("signed in", method="password", user_id=user.id, role=user.role)
+    return SessionOpened(session_token=token, session=record)
+
+
+async def logout(service: Service, request: EndSession) -> SessionEnded:
+    """Ends the session at once for every gateway (they read the same bucket)."""
+    ended = await end_session(service.resources["sessions"], request.session_token)
+    if ended:
+        log.info("signed out", at=datetime.now(UTC).isoformat())
+    return SessionEnded(ended=ended)

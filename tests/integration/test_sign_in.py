@@ -1,0 +1,346 @@
+"""Sign-in through the gateway with real NATS: SSO tokens (and a corpus of bad ones), secret
+rotation, anonymous and staff sessions, logout across gateway replicas, the admin API."""
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+
+import httpx
+import jwt
+import nats
+import pytest
+import uvicorn
+
+from contracts.events import UserRegistered
+from contracts.sessions import SESSION_COOKIE
+from services.runtime.nats import free_port
+from tests.helpers import count, rows
+from tests.integration.test_email_access_slice import seed, stream_events
+
+API_KEY = "pk_test_key_for_the_demo_org_0123456789"
+ADMIN = {"Authorization": f"Bearer {API_KEY}"}
+SSO = "/api/v1/portals/demo/session/sso"
+
+
+async def portal_secret(gateway) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The demo portal's secret the way a company moving from Kustomer fetches it, and its kid."""
+    portal = (await gateway.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).json()
+    response = await gateway.client.get(f"/v1/auth/kb/{portal['kb_id']}/settings", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    live = [s["kid"] for s in portal["secrets"] if s["live"]]
+    return response.json()["data"]["attributes"]["secret"], live[-1]
+
+
+def sign(secret: str, **claims: object) -> str:
+    body = {"iat": int(time.time()), **claims}
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+def b64(data: dict | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forged(header: dict, payload: dict, signature: bytes = b"sig") -> str:
+    return f"{b64(header)}.{b64(payload)}.{b64(signature)}"
+
+
+def hs(header_extra: dict, payload: dict, secret: str) -> str:
+    return jwt.encode(payload, secret, algorithm="HS256", headers=header_extra)
+
+
+@pytest.fixture
+async def demo(settings, stack, gateway):  # type: ignore[no-untyped-def]
+    seed(settings)
+    secret, kid = await portal_secret(gateway)
+    return {"secret": secret, "kid": kid, "gateway": gateway, "settings": settings}
+
+
+async def test_sso_login_creates_the_account_once_and_opens_a_session(demo):
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    response = await gw.client.post(SSO, json={"token": sign(secret, email="Sso.User@Example.com",
+                                                             displayName="Sso User")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["email"] == "sso.user@example.com" and body["method"] == "sso" and body["kind"] == "customer"
+    cookie = response.headers["set-cookie"]
+    assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    me = await gw.client.get("/api/v1/session")
+    assert me.status_code == 200 and me.json()["user_id"] == body["user_id"]
+    assert me.json()["portal"] == "demo"
+
+    again = await gw.client.post(SSO, json={"token": sign(secret, email="sso.user@example.com")})
+    assert again.json()["user_id"] == body["user_id"]
+    assert count(settings.database_url("auth"), "users", "email = 'sso.user@example.com'") == 1
+    events = [e for e in await stream_events(settings.nats_url, UserRegistered.subject())
+              if e.data["email"] == "sso.user@example.com"]
+    assert len(events) == 1 and events[0].data["method"] == "sso"
+
+
+def bad_tokens(secret: str, other_secret: str, kid: str) -> list[tuple[str, str, str]]:
+    """(label, token, expected error code); each token names its own e-mail, none may get an account."""
+    now = int(time.time())
+
+    def email(label: str) -> str:
+        return f"bad-{label}@example.com"
+
+    def claims(label: str, **extra: object) -> dict:
+        return {"email": email(label), "iat": now, **extra}
+
+    good = hs({}, claims("tampered"), secret)
+    head, payload, sig = good.split(".")
+    tampered_payload = b64(claims("tampered-other"))
+    return [
+        ("alg-none", forged({"alg": "none", "typ": "JWT"}, claims("alg-none"), b""), "bad_algorithm"),
+        ("alg-none-upper", forged({"alg": "None"}, claims("alg-none-upper"), b""), "bad_algorithm"),
+        ("hs512", jwt.encode(claims("hs512"), secret, algorithm="HS512"), "bad_algorithm"),
+        ("hs384", jwt.encode(claims("hs384"), secret, algorithm="HS384"), "bad_algorithm"),
+        ("rs256-header", forged({"alg": "RS256"}, claims("rs256-header")), "bad_algorithm"),
+        ("rs-hs-confusion", forged({"alg": "RS256", "typ": "JWT"}, claims("rs-hs-confusion"),
+                                   jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256).sign(
+                                       b"x", secret.encode())), "bad_algorithm"),
+        ("es256-header", forged({"alg": "ES256"}, claims("es256-header")), "bad_algorithm"),
+        ("no-alg", forged({"typ": "JWT"}, claims("no-alg")), "bad_algorithm"),
+        ("wrong-secret", hs({}, claims("wrong-secret"), "x" * 43), "bad_signature"),
+        ("other-portal", hs({}, claims("other-portal"), other_secret), "bad_signature"),
+        ("tampered", f"{head}.{tampered_payload}.{sig}", "bad_signature"),
+        ("truncated-signature", f"{head}.{payload}.{b64(base64.urlsafe_b64decode(sig + '==')[:-4])}", "bad_signature"),
+        ("signature-not-base64", good[:-6], "invalid_token"),
+        ("empty", "", "invalid_token"),
+        ("not-a-jwt", "not-a-jwt", "invalid_token"),
+        ("two-segments", f"{head}.{payload}", "invalid_token"),
+        ("garbage-base64", "%%%.%%%.%%%", "invalid_token"),
+        ("header-not-json", f"{b64(b'not json')}.{payload}.{sig}", "invalid_token"),
+        ("expired", hs({}, claims("expired", exp=now - 3600), secret), "token_expired"),
+        ("expired-past-leeway", hs({}, claims("expired-past-leeway", exp=now - 61), secret), "token_expired"),
+        ("iat-future", hs({}, claims("iat-future", iat=now + 120), secret), "token_not_yet_valid"),
+        ("nbf-future", hs({}, claims("nbf-future", nbf=now + 600), secret), "token_not_yet_valid"),
+        ("too-old", hs({}, claims("too-old", iat=now - 16 * 60 - 61), secret), "token_too_old"),
+        ("no-iat", hs({}, {"email": email("no-iat")}, secret), "missing_claim"),
+        ("no-email", hs({}, {"iat": now}, secret), "missing_claim"),
+        ("empty-email", hs({}, {"email": " ", "iat": now}, secret), "missing_claim"),
+        ("email-not-string", hs({}, {"email": 42, "iat": now}, secret), "missing_claim"),
+        ("invalid-email", hs({}, {"email": "not-an-address", "iat": now}, secret), "invalid_email"),
+        ("iat-not-number", hs({}, claims("iat-not-number", iat="yesterday"), secret), "invalid_token"),
+        ("crit-header", hs({"crit": ["exp"]}, claims("crit-header"), secret), "unsupported_header"),
+        ("typ-jwe", hs({"typ": "JWE"}, claims("typ-jwe"), secret), "unsupported_header"),
+        ("unknown-kid", hs({"kid": "k_doesnotexist"}, claims("unknown-kid"), secret), "unknown_key"),
+        ("right-kid-wrong-secret", hs({"kid": kid}, claims("right-kid-wrong-secret"), other_secret), "bad_signature"),
+        ("jti-not-string", hs({}, claims("jti-not-string", jti=7), secret), "invalid_token"),
+        ("display-name-not-string", hs({}, claims("display-name-not-string", displayName=["x"]), secret),
+         "invalid_token"),
+    ]
+
+
+async def test_negative_token_corpus_is_rejected_with_the_right_code(demo):
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    created = await gw.client.post("/api/v1/admin/portals", headers=ADMIN, json={"slug": "other", "name": "Other"})
+    assert created.status_code == 201, created.text
+    other_secret = (await gw.client.get(f"/v1/auth/kb/{created.json()['kb_id']}/settings",
+                                        headers=ADMIN)).json()["data"]["attributes"]["secret"]
+    users_before = count(settings.database_url("auth"), "users")
+    corpus = bad_tokens(secret, other_secret, demo["kid"])
+    assert len(corpus) >= 25
+    for label, token, code in corpus:
+        async with httpx.AsyncClient(base_url=gw.base_url) as fresh:  # no cookie from an earlier case
+            response = await fresh.post(SSO, json={"token": token})
+            assert response.json().get("error") == code, (label, response.text)
+            assert response.status_code in (401, 422), (label, response.status_code)
+            assert response.json()["message"], label
+            assert SESSION_COOKIE not in response.headers.get("set-cookie", ""), label
+    assert count(settings.database_url("auth"), "users") == users_before
+
+
+async def test_a_token_id_is_accepted_once(demo):
+    gw, secret = demo["gateway"], demo["secret"]
+    token = sign(secret, email="jti@example.com", jti=str(uuid.uuid4()))
+    assert (await gw.client.post(SSO, json={"token": token})).status_code == 200
+    replay = await gw.client.post(SSO, json={"token": token})
+    assert replay.status_code == 401 and replay.json()["error"] == "token_replayed"
+    # The same jti on another portal is another token: not a replay there.
+    other = await gw.client.post("/api/v1/admin/portals", headers=ADMIN, json={"slug": "second", "name": "Second"})
+    await gw.client.patch("/api/v1/admin/portals/second/settings", headers=ADMIN, json={"sso_enabled": True})
+    second_secret = (await gw.client.get(f"/v1/auth/kb/{other.json()['kb_id']}/settings",
+                                         headers=ADMIN)).json()["data"]["attributes"]["secret"]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    there = await gw.client.post("/api/v1/portals/second/session/sso",
+                                 json={"token": sign(second_secret, email="jti@example.com", jti=jti)})
+    assert there.status_code == 200, there.text
+
+
+async def test_secret_rotation_keeps_the_old_secret_for_the_grace_period_only(demo):
+    gw, old = demo["gateway"], demo["secret"]
+    rotated = await gw.client.post("/api/v1/admin/portals/demo/secrets", headers=ADMIN, json={"grace_minutes": 60})
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    for secret, headers in ((old, {}), (new["secret"], {}), (new["secret"], {"kid": new["kid"]})):
+        token = jwt.encode({"email": "rot@example.com", "iat": int(time.time())}, secret, headers=headers)
+        assert (await gw.client.post(SSO, json={"token": token})).status_code == 200
+
+    # A second rotation with no grace: everything before it stops at once, the newest works.
+    newest = (await gw.client.post("/api/v1/admin/portals/demo/secrets", headers=ADMIN,
+                                   json={"grace_minutes": 0})).json()
+    for secret in (old, new["secret"]):
+        refused = await gw.client.post(SSO, json={"token": sign(secret, email="rot@example.com")})
+        assert refused.json()["error"] == "bad_signature"
+    assert (await gw.client.post(SSO, json={"token": sign(newest["secret"], email="rot@example.com")})).status_code == 200
+
+    # Revoked: stops at once, and a token naming it gets `unknown_key`.
+    revoked = await gw.client.delete(f"/api/v1/admin/portals/demo/secrets/{newest['kid']}", headers=ADMIN)
+    assert revoked.status_code == 200
+    named = jwt.encode({"email": "rot@example.com", "iat": int(time.time())}, newest["secret"],
+                       headers={"kid": newest["kid"]})
+    assert (await gw.client.post(SSO, json={"token": named})).json()["error"] == "unknown_key"
+    portal = (await gw.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).json()
+    assert not any(s["live"] for s in portal["secrets"])
+    assert all("secret" not in s for s in portal["secrets"])  # values are never listed
+
+
+async def test_first_logins_in_a_retry_storm_make_one_account(demo):
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+
+    async def login() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=20) as client:
+            return await client.post(SSO, json={"token": sign(secret, email="storm@example.com")})
+
+    responses = await asyncio.gather(*(login() for _ in range(25)))
+    assert [r.status_code for r in responses] == [200] * 25, [r.text for r in responses if r.status_code != 200]
+    assert len({r.json()["user_id"] for r in responses}) == 1
+    assert count(settings.database_url("auth"), "users", "email = 'storm@example.com'") == 1
+    await asyncio.sleep(0.5)
+    events = [e for e in await stream_events(settings.nats_url, UserRegistered.subject())
+              if e.data["email"] == "storm@example.com"]
+    assert len(events) == 1
+
+
+async def test_logout_ends_the_session_on_every_gateway(settings, stack, gateway):
+    from services.gateway.app import create_app
+
+    seed(settings)
+    secret, _ = await portal_secret(gateway)
+    port = free_port()
+    second = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(second.serve())
+    try:
+        while not second.started:
+            await asyncio.sleep(0.05)
+        login = await gateway.client.post(SSO, json={"token": sign(secret, email="two@example.com")})
+        cookie = {SESSION_COOKIE: login.cookies[SESSION_COOKIE]}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", cookies=cookie) as other:
+            deadline = time.monotonic() + 10
+            while (await other.get("/api/v1/session")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            assert (await gateway.client.delete("/api/v1/session")).json() == {"ended": True}
+            started = time.monotonic()
+            after = await other.get("/api/v1/session")
+            assert after.status_code == 401 and after.json()["error"] == "unauthorized"
+            assert time.monotonic() - started < 1.0
+        assert (await gateway.client.get("/api/v1/session")).status_code == 401
+    finally:
+        second.should_exit = True
+        await task
+
+
+async def test_anonymous_sessions_only_where_allowed(demo):
+    gw = demo["gateway"]
+    portal = (await gw.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).json()
+    response = await gw.client.post("/api/v1/portals/demo/session/anonymous")
+    assert response.status_code == 200
+    assert response.json()["kind"] == "anonymous" and response.json()["user_id"] == portal["anonymous_user_id"]
+    assert response.json()["email"] is None
+    await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"anonymous_enabled": False})
+    refused = await gw.client.post("/api/v1/portals/demo/session/anonymous")
+    assert refused.status_code == 403 and refused.json()["error"] == "method_disabled"
+
+
+async def test_disabled_sso_and_unknown_portal(demo):
+    gw, secret = demo["gateway"], demo["secret"]
+    await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"sso_enabled": False})
+    off = await gw.client.post(SSO, json={"token": sign(secret, email="off@example.com")})
+    assert off.status_code == 403 and off.json()["error"] == "method_disabled"
+    nowhere = await gw.client.post("/api/v1/portals/nowhere/session/sso", json={"token": "x"})
+    assert nowhere.status_code == 404 and nowhere.json()["error"] == "unknown_portal"
+
+
+async def test_session_lifetime_is_at_least_an_hour(demo):
+    gw, secret = demo["gateway"], demo["secret"]
+    for bad in ({"session_lifetime_hours": 0}, {"idle_timeout_minutes": 1}, {"sso_token_max_age_minutes": 90},
+                {"custom_sign_on_redirect_uri": "http://evil.example.com/login"}):
+        response = await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json=bad)
+        assert response.status_code == 422 and response.json()["error"] == "invalid_setting", bad
+    unknown = await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"colour": "red"})
+    assert unknown.status_code == 422 and unknown.json()["error"] == "invalid_request"
+    portal = (await gw.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).json()
+    assert portal["settings"]["session_lifetime_hours"] == 24  # nothing changed by the refusals
+
+    ok = await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN,
+                               json={"session_lifetime_hours": 1})
+    assert ok.status_code == 200 and ok.json()["settings"]["session_lifetime_hours"] == 1
+    session = (await gw.client.post(SSO, json={"token": sign(secret, email="hour@example.com")})).json()
+    from datetime import datetime
+    lifetime = datetime.fromisoformat(session["expires_at"]) - datetime.fromisoformat(session["created_at"])
+    assert lifetime.total_seconds() == 3600
+
+
+async def test_staff_sign_in(demo):
+    gw = demo["gateway"]
+    ok = await gw.client.post("/api/v1/staff/session",
+                              json={"email": "Admin@Example.com", "password": "a-long-admin-password"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["kind"] == "staff" and ok.json()["role"] == "admin" and ok.json()["method"] == "password"
+    # A signed-in admin may use the admin API without a key.
+    assert (await gw.client.get("/api/v1/admin/portals/demo")).status_code == 200
+    wrong = [await gw.client.post("/api/v1/staff/session", json=body) for body in (
+        {"email": "admin@example.com", "password": "wrong"},
+        {"email": "nobody@example.com", "password": "a-long-admin-password"},
+        {"email": "not an email", "password": "x"})]
+    assert {(r.status_code, r.json()["error"], r.json()["message"]) for r in wrong} == {
+        (401, "invalid_credentials", "Wrong e-mail or password.")}
+
+
+async def test_admin_api_needs_an_admin(demo):
+    gw, secret = demo["gateway"], demo["secret"]
+    async with httpx.AsyncClient(base_url=gw.base_url) as anonymous:
+        assert (await anonymous.get("/api/v1/admin/portals/demo")).status_code == 401
+        bad_key = await anonymous.get("/api/v1/admin/portals/demo", headers={"Authorization": "Bearer pk_nope"})
+        assert bad_key.status_code == 401 and bad_key.json()["error"] == "unauthorized"
+        assert (await anonymous.get("/api/v1/admin/portals/demo",
+                                    headers={"Authorization": "Basic abc"})).status_code == 401
+        customer = await anonymous.post(SSO, json={"token": sign(secret, email="cust@example.com")})
+        assert customer.status_code == 200
+        forbidden = await anonymous.get("/api/v1/admin/portals/demo")
+        assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
+        assert (await anonymous.get("/v1/auth/kb/whatever/settings")).status_code == 403
+    missing = await gw.client.get("/v1/auth/kb/00000000-0000-0000-0000-000000000000/settings", headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    duplicate = await gw.client.post("/api/v1/admin/portals", headers=ADMIN, json={"slug": "demo", "name": "Again"})
+    assert duplicate.status_code == 409 and duplicate.json()["error"] == "conflict"
+    bad_slug = await gw.client.post("/api/v1/admin/portals", headers=ADMIN, json={"slug": "Bad Slug!", "name": "x"})
+    assert bad_slug.status_code == 422
+
+
+def test_portal_secrets_have_256_bits(settings):
+    from services.auth.tokens import new_secret
+
+    secrets = {new_secret().secret for _ in range(20)}
+    assert len(secrets) == 20
+    assert all(len(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) == 32 for s in secrets)
+
+
+async def test_sessions_bucket_never_holds_a_usable_token(demo):
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    response = await gw.client.post(SSO, json={"token": sign(secret, email="kv@example.com")})
+    token = response.cookies[SESSION_COOKIE]
+    nc = await nats.connect(settings.nats_url)
+    try:
+        kv = await nc.jetstream().key_value("sessions")
+        keys = await kv.keys()
+        assert keys and token not in keys
+        for key in keys:
+            assert token not in (await kv.get(key)).value.decode()
+    finally:
+        await nc.close()
+    assert rows(settings.database_url("auth"), "SELECT count(*) FROM users WHERE email = 'kv@example.com'") == [(1,)]
