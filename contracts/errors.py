@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     invalid_credentials = "invalid_credentials"
     session_expired = "session_expired"
     invalid_setting = "invalid_setting"
+    invalid_code = "invalid_code"
+    rate_limited = "rate_limited"
     service_unavailable = "service_unavailable"
     service_timeout = "service_timeout"
     internal_error = "internal_error"
@@ -56,6 +58,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.invalid_credentials: 401,
     ErrorCode.session_expired: 401,
     ErrorCode.invalid_setting: 422,
+    ErrorCode.invalid_code: 401,
+    ErrorCode.rate_limited: 429,
     ErrorCode.service_unavailable: 503,
     ErrorCode.service_timeout: 504,
     ErrorCode.internal_error: 500,

@@ -34,16 +34,20 @@ class Pong(Reply):
 # -- auth ----------------------------------------------------------------------------
 
 class StartEmailAccess(Request):
-    """Start e-mail access to a portal: creates the customer when the e-mail is new."""
+    """Start e-mail access to a portal: creates the customer when the e-mail is new and e-mails a code."""
 
     portal: str = Field(description="Portal slug.", examples=["demo"], min_length=1, max_length=100)
     email: str = Field(description="E-mail address as typed.", examples=["ana@example.com"], max_length=320)
+    client_ip: str = Field(default="", max_length=64, description="For rate limits.")
+    replaces_session: str | None = Field(default=None, description="Token of the browser's earlier session.")
 
 
 class EmailAccessStarted(Reply):
     portal: str = Field(description="Portal slug.")
     status: Literal["pending_verification"] = Field(
         description="Same answer whether or not the e-mail had an account.")
+    session_token: str | None = Field(default=None, description="An unverified session for this browser.")
+    session: SessionRecord | None = Field(default=None, description="That session.")
 
 
 # -- auth: sign-in and sessions ----------------------------------------------------------
@@ -51,6 +55,7 @@ class EmailAccessStarted(Reply):
 class SsoLogin(Request):
     """Auto-login with an HS256 JWT signed by the company's backend with the portal's secret."""
 
+    client_ip: str = Field(default="", max_length=64, description="For rate limits.")
     portal: str = Field(description="Portal slug.", min_length=1, max_length=100)
     token: str = Field(description="The JWT (claims: email, iat; optional exp, displayName, jti, externalId).",
                        max_length=8192)
@@ -173,3 +178,28 @@ class KbSettings(Request):
 
 class KbSecret(Reply):
     secret: str
+
+
+# -- auth: e-mail codes --------------------------------------------------------------------
+
+class VerifyEmailCode(Request):
+    portal: str = Field(min_length=1, max_length=100)
+    email: str = Field(max_length=320)
+    code: str = Field(max_length=20)
+    client_ip: str = Field(default="", max_length=64)
+    replaces_session: str | None = Field(default=None, description="Token of the browser's unverified session.")
+
+
+# -- notifications -------------------------------------------------------------------------
+
+class SendEmail(Request):
+    """Send one e-mail now. Its text may hold a secret (an access code): it is never logged."""
+
+    to: str = Field(max_length=320)
+    subject: str = Field(max_length=200)
+    text: str = Field(max_length=100_000)
+    kind: str = Field(description="What the mail is, for logs and metrics.", examples=["access_code"])
+
+
+class EmailSent(Reply):
+    message_id: str

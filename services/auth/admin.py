@@ -27,7 +27,7 @@ from services.auth.models import ApiKey, Portal, PortalSecret
 def verify_api_key(session: Session, request: VerifyApiKey) -> ApiKeyIdentity:
     key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(request.key))).first()
     now = datetime.now(UTC)
-    if key is None or key.revoked_at is not None or (key.expires_at and portals._aware(key.expires_at) <= now):
+    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
         raise ServiceError(ErrorCode.unauthorized, "Unknown, expired or revoked API key.")
     return ApiKeyIdentity(key_id=key.id, org_id=key.org_id, role=key.role)
 

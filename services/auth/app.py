@@ -13,6 +13,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service.on_start(open_buckets)
     endpoints = {
         "start_email_access": (rpc.StartEmailAccess, handlers.start_email_access),
+        "verify_email_code": (rpc.VerifyEmailCode, handlers.verify_email_code),
         "sso_login": (rpc.SsoLogin, signin.sso_login),
         "anonymous_login": (rpc.AnonymousLogin, signin.anonymous_login),
         "staff_login": (rpc.StaffLogin, signin.staff_login),

@@ -1,22 +1,129 @@
-"""auth's RPC endpoints: thin, each one transaction."""
+"""E-mail access: a one-time code by e-mail, then sign-in with it."""
 
-from sqlmodel import Session
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 
+from sqlmodel import Session, col, select, update
+
+from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import EmailAccessStarted, StartEmailAccess
+from contracts.rpc import (
+    EmailAccessStarted,
+    EmailSent,
+    SendEmail,
+    SessionOpened,
+    StartEmailAccess,
+    VerifyEmailCode,
+)
+from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_by_slug
 from services.auth.domain import normalize_email
+from services.auth.models import AccessCode, Portal, User
+from services.auth.sessions import end_session, open_session, session_for
+from services.runtime.logging import get_logger
+from services.runtime.service import Service
+
+log = get_logger("portico.auth")
+
+CODE_LIFETIME = timedelta(minutes=10)
+CODE_TRIES = 5
+UNVERIFIED_SESSION = timedelta(hours=1)
 
 
-def start_email_access(session: Session, request: StartEmailAccess) -> EmailAccessStarted:
-    """Start e-mail access: the customer's account is created if the e-mail is new.
+def _code_hash(code_id: str, code: str) -> str:
+    return hashlib.sha256(f"{code_id}:{code}".encode()).hexdigest()
 
-    The answer is the same whether or not the e-mail had an account.
-    """
-    portal = portal_by_slug(session, request.portal)
+
+def _email_portal(session: Session, slug: str) -> Portal:
+    portal = portal_by_slug(session, slug)
     if not portal.email_access_enabled:
         raise ServiceError(ErrorCode.method_disabled, f"E-mail access is turned off for portal '{portal.slug}'.")
+    return portal
+
+
+def issue_code(session: Session, slug: str, email: str) -> tuple[Portal, User, str]:
+    """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working."""
+    portal = _email_portal(session, slug)
+    user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="email",
+                                 portal=portal.slug)
+    now = datetime.now(UTC)
+    session.exec(update(AccessCode).where(  # type: ignore[call-overload]
+        AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
+        .values(used_at=now))
+    code = f"{secrets.randbelow(10**6):06d}"
+    code_id = new_id()
+    session.add(AccessCode(id=code_id, portal_id=portal.id, user_id=user.id, code_hash=_code_hash(code_id, code),
+                           created_at=now, expires_at=now + CODE_LIFETIME))
+    return portal, user, code
+
+
+async def start_email_access(service: Service, request: StartEmailAccess) -> EmailAccessStarted:
+    """Start e-mail access: the account is created if the e-mail is new, and a code is e-mailed.
+
+    The answer is the same whether or not the e-mail had an account. Until the code is entered the
+    browser holds an unverified session, which sees only what it creates itself.
+    """
+    limiter = service.resources["limits"]
+    await limiter.hit(limits.CODE_REQUESTS_PER_IP, request.client_ip)
     email = normalize_email(request.email)
-    get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="email",
-                       portal=portal.slug)
-    return EmailAccessStarted(portal=portal.slug, status="pending_verification")
+    await limiter.hit(limits.CODE_REQUESTS_PER_ACCOUNT, f"{request.portal}|{email}")
+    portal, user, code = await service.transaction(issue_code, request.portal, email)
+    await service.client.call("notifications", "send_email", SendEmail(
+        to=email, kind="access_code", subject=f"Your {portal.name} sign-in code",
+        text=(f"Your code to sign in to {portal.name} is {code}.\n\n"
+              f"It works once, for {int(CODE_LIFETIME.total_seconds() // 60)} minutes. "
+              "If you did not ask for it, ignore this e-mail.\n")), EmailSent)
+    record = session_for(user, method="email_unverified", portal=portal, lifetime=UNVERIFIED_SESSION,
+                         idle=UNVERIFIED_SESSION)
+    token = await open_session(service.resources["sessions"], record)
+    if request.replaces_session:
+        await end_session(service.resources["sessions"], request.replaces_session)
+    return EmailAccessStarted(portal=portal.slug, status="pending_verification", session_token=token, session=record)
+
+
+class CodeCheck(Enum):
+    ok = "ok"
+    wrong = "wrong"
+    exhausted = "exhausted"
+
+
+def check_code(session: Session, slug: str, email: str, code: str) -> tuple[CodeCheck, Portal, User | None]:
+    """Counts the try (committed even when wrong) and uses the code up when right."""
+    portal = _email_portal(session, slug)
+    user = session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
+    if user is None:
+        return CodeCheck.wrong, portal, None
+    now = datetime.now(UTC)
+    current = session.exec(select(AccessCode).where(
+        AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
+        .order_by(col(AccessCode.created_at).desc())).first()
+    if current is None or current.expires_at <= now:
+        return CodeCheck.wrong, portal, None
+    current.attempts += 1
+    session.add(current)
+    if secrets.compare_digest(current.code_hash, _code_hash(current.id, code.strip())):
+        current.used_at = now
+        return CodeCheck.ok, portal, user
+    if current.attempts >= CODE_TRIES:
+        current.used_at = now
+        return CodeCheck.exhausted, portal, None
+    return CodeCheck.wrong, portal, None
+
+
+async def verify_email_code(service: Service, request: VerifyEmailCode) -> SessionOpened:
+    await service.resources["limits"].hit(limits.CODE_TRIES_PER_IP, request.client_ip)
+    email = normalize_email(request.email)
+    result, portal, user = await service.transaction(check_code, request.portal, email, request.code)
+    if result is CodeCheck.exhausted:
+        raise ServiceError(ErrorCode.invalid_code, "Too many wrong tries: this code no longer works; ask for a new one.")
+    if result is not CodeCheck.ok or user is None:
+        raise ServiceError(ErrorCode.invalid_code, "That code is wrong, used or expired; check it or ask for a new one.")
+    lifetime, idle = timedelta(hours=portal.session_lifetime_hours), timedelta(minutes=portal.idle_timeout_minutes)
+    record = session_for(user, method="email", portal=portal, lifetime=lifetime, idle=idle)
+    token = await open_session(service.resources["sessions"], record)
+    if request.replaces_session:
+        await end_session(service.resources["sessions"], request.replaces_session)
+    log.info("signed in", method="email", user_id=user.id, portal=portal.slug)
+    return SessionOpened(session_token=token, session=record)

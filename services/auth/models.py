@@ -79,3 +79,18 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class AccessCode(SQLModel, table=True):
+    """A one-time e-mail access code: only its salted hash is kept; single use, 10 minutes, 5 tries."""
+
+    __tablename__ = "access_codes"
+
+    id: str = Field(primary_key=True, max_length=26)
+    portal_id: str = Field(foreign_key="portals.id", max_length=26)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    attempts: int = 0
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

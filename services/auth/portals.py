@@ -63,7 +63,7 @@ def add_secret(session: Session, portal: Portal) -> SigningKey:
 def rotate_secret(session: Session, portal: Portal, grace: timedelta) -> tuple[SigningKey, datetime]:
     retire_at = datetime.now(UTC) + grace
     for old in live_secrets(session, portal):
-        if old.retires_at is None or _aware(old.retires_at) > retire_at:
+        if old.retires_at is None or old.retires_at > retire_at:
             old.retires_at = retire_at
             session.add(old)
     return add_secret(session, portal), retire_at
@@ -74,7 +74,7 @@ def live_secrets(session: Session, portal: Portal, now: datetime | None = None) 
     rows = session.exec(select(PortalSecret).where(
         PortalSecret.portal_id == portal.id, col(PortalSecret.revoked_at).is_(None))
         .order_by(col(PortalSecret.created_at).desc())).all()
-    return [r for r in rows if r.retires_at is None or _aware(r.retires_at) > now]
+    return [r for r in rows if r.retires_at is None or r.retires_at > now]
 
 
 def signing_keys(session: Session, portal: Portal) -> list[SigningKey]:
@@ -103,17 +103,12 @@ def apply_settings(portal: Portal, settings: PortalSettings) -> None:
 def portal_view(session: Session, portal: Portal) -> PortalView:
     now = datetime.now(UTC)
     secrets_state = [
-        {"kid": s.kid, "created_at": _aware(s.created_at).isoformat(),
-         "retires_at": _aware(s.retires_at).isoformat() if s.retires_at else None,
+        {"kid": s.kid, "created_at": s.created_at.isoformat(),
+         "retires_at": s.retires_at.isoformat() if s.retires_at else None,
          "revoked": s.revoked_at is not None,
-         "live": s.revoked_at is None and (s.retires_at is None or _aware(s.retires_at) > now)}
+         "live": s.revoked_at is None and (s.retires_at is None or s.retires_at > now)}
         for s in session.exec(select(PortalSecret).where(PortalSecret.portal_id == portal.id)
                               .order_by(col(PortalSecret.created_at))).all()]
     settings = {name: getattr(portal, name) for name in PortalSettings.model_fields}
     return PortalView(slug=portal.slug, name=portal.name, org_id=portal.org_id, kb_id=portal.kb_id,
                       anonymous_user_id=portal.anonymous_user_id, settings=settings, secrets=secrets_state)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives timestamps back without their zone; every one Portico stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -15,6 +15,7 @@ from contracts.sessions import (
     SignInMethod,
     session_key,
 )
+from services.auth.limits import RATE_BUCKET, RateLimiter
 from services.auth.models import Portal, User
 from services.runtime.kv import ensure_bucket
 from services.runtime.service import Service
@@ -29,6 +30,9 @@ async def open_buckets(service: Service) -> None:
         js, SESSIONS_BUCKET, ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
     service.resources["jti"] = await ensure_bucket(
         js, JTI_BUCKET, ttl_seconds=JTI_WINDOW.total_seconds(), description="SSO token ids already used")
+    service.resources["limits"] = RateLimiter(await ensure_bucket(
+        js, RATE_BUCKET, ttl_seconds=3600, description="Sign-in rate limit counters"),
+        scale=service.settings.rate_limit_scale)
 
 
 def session_for(user: User, *, method: SignInMethod, portal: Portal | None, lifetime: timedelta,

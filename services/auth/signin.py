@@ -16,6 +16,7 @@ from contracts.rpc import (
     SsoLogin,
     StaffLogin,
 )
+from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_by_slug
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
@@ -54,9 +55,12 @@ def _lifetimes(portal: Portal) -> tuple[timedelta, timedelta]:
 
 async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
     """Auto-login with a token from the company's backend; the first login of an e-mail creates the account."""
+    limiter = service.resources["limits"]
+    await limiter.hit(limits.TOKEN_LOGINS_PER_IP, request.client_ip)
     portal, keys = await service.transaction(_sso_context, request.portal)
     claims = verify_token(request.token, keys, max_age_seconds=portal.sso_token_max_age_minutes * 60)
     email = normalize_email(claims["email"])
+    await limiter.hit(limits.TOKEN_LOGINS_PER_ACCOUNT, f"{portal.id}|{email}")
     if "jti" in claims:
         await remember_jti(service.resources["jti"], portal.id, claims["jti"])
 

@@ -1,5 +1,7 @@
 """Every error leaves the gateway as `{"error": code, "message": text}` with the matching status."""
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,7 +23,11 @@ def error_response(code: ErrorCode, message: str, status: int) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.code, exc.message, exc.status)
+        response = error_response(exc.code, exc.message, exc.status)
+        if exc.code is ErrorCode.rate_limited:
+            seconds = re.search(r"in (\d+) s", exc.message)
+            response.headers["Retry-After"] = seconds.group(1) if seconds else "60"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

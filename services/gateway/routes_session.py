@@ -12,6 +12,7 @@ from contracts.rpc import (
     SsoLogin,
     StaffLogin,
     StartEmailAccess,
+    VerifyEmailCode,
 )
 from contracts.sessions import SESSION_COOKIE
 from services.gateway.auth import (
@@ -49,11 +50,40 @@ def _opened(request: Request, response: Response, opened: SessionOpened) -> Sess
     return SessionView.of(opened.session)
 
 
-@router.post("/api/v1/portals/{portal}/session/email", status_code=202, response_model=EmailAccessStarted,
-             summary="Start e-mail access: the account is created if needed")
-async def start_email_access(body: EmailAccessBody, rpc: Rpc, portal: str = PortalSlug) -> EmailAccessStarted:
-    return await rpc.call("auth", "start_email_access", StartEmailAccess(portal=portal, email=body.email),
-                          EmailAccessStarted)
+class EmailAccessAnswer(BaseModel):
+    portal: str
+    status: str = Field(description="`pending_verification`, whether or not the e-mail had an account.")
+
+
+class VerifyBody(BaseModel):
+    email: str = Field(max_length=320)
+    code: str = Field(max_length=20, description="The 6-digit code from the e-mail.")
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.post("/api/v1/portals/{portal}/session/email", status_code=202, response_model=EmailAccessAnswer,
+             summary="Start e-mail access: the account is created if needed and a one-time code e-mailed")
+async def start_email_access(body: EmailAccessBody, request: Request, response: Response, rpc: Rpc,
+                             portal: str = PortalSlug) -> EmailAccessAnswer:
+    started = await rpc.call("auth", "start_email_access", StartEmailAccess(
+        portal=portal, email=body.email, client_ip=_client_ip(request),
+        replaces_session=request.cookies.get(SESSION_COOKIE)), EmailAccessStarted)
+    if started.session_token and started.session:
+        set_session_cookie(response, started.session_token, started.session, _secure(request))
+    return EmailAccessAnswer(portal=started.portal, status=started.status)
+
+
+@router.post("/api/v1/portals/{portal}/session/email/verify", response_model=SessionView,
+             summary="Sign in with the e-mailed code (single use, 10 minutes, 5 tries)")
+async def verify_email_code(body: VerifyBody, request: Request, response: Response, rpc: Rpc,
+                            portal: str = PortalSlug) -> SessionView:
+    opened = await rpc.call("auth", "verify_email_code", VerifyEmailCode(
+        portal=portal, email=body.email, code=body.code, client_ip=_client_ip(request),
+        replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
+    return _opened(request, response, opened)
 
 
 @router.post("/api/v1/portals/{portal}/session/sso", response_model=SessionView,
@@ -61,7 +91,8 @@ async def start_email_access(body: EmailAccessBody, rpc: Rpc, portal: str = Port
 async def sso_login(body: SsoBody, request: Request, response: Response, rpc: Rpc,
                     portal: str = PortalSlug) -> SessionView:
     opened = await rpc.call("auth", "sso_login", SsoLogin(
-        portal=portal, token=body.token, replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
+        portal=portal, token=body.token, client_ip=_client_ip(request),
+        replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
     return _opened(request, response, opened)
 
 

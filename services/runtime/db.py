@@ -4,12 +4,32 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlmodel import Session
 
-UtcDateTime = DateTime(timezone=True)
-"""Every timestamp column: stored with its time zone on PostgreSQL; all values Portico writes are UTC."""
+
+class _UtcDateTime(TypeDecorator[datetime]):
+    """Every timestamp column: UTC in, aware UTC out, on SQLite (which keeps no zone) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Portico stores UTC times with their zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = _UtcDateTime()
 
 READ_ONLY = {"portico_read_only": True}
 """Execution options of a read-only transaction: on SQLite it neither takes nor waits for the write lock."""

@@ -29,7 +29,7 @@ from services.runtime.nats import (
     stream_config,
 )
 from services.runtime.outbox import OutboxRelay, pending_count
-from services.runtime.rpc import error_middleware
+from services.runtime.rpc import RpcClient, error_middleware
 from services.runtime.settings import Settings
 
 log = get_logger("portico.service")
@@ -51,6 +51,7 @@ class Service:
                                  batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
                                  retention=timedelta(hours=settings.outbox_retention_hours))
         self.relay_enabled = relay_enabled
+        self.client = RpcClient(self.broker, timeout=settings.rpc_timeout)  # for calls to other services
         self.read_models = read_models
         self.consumers = [
             InboxConsumer(self.engine, _named(subscription, name), lambda: self.broker.config.connection_state.stream,

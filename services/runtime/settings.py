@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     relay_poll_interval: float = 1.0
     outbox_retention_hours: float = 168.0
     rpc_timeout: float = 5.0
+    # Multiplies every sign-in rate limit (benchmarks raise it; never lower than 1 in production).
+    rate_limit_scale: float = 1.0
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":

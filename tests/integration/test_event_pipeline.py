@@ -3,18 +3,17 @@ nothing lost between commit and publish, effects exactly once, poison events dea
 replicas sharing work, and services riding out a NATS restart."""
 
 import asyncio
-from datetime import UTC, datetime
 import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import nats
 from nats.aio.msg import Msg
 
 from contracts.envelope import EventEnvelope, new_id
 from contracts.events import UserRegistered
-from contracts.rpc import StartEmailAccess
 from contracts.subjects import DLQ_STREAM, STREAMS
 from services.auth import handlers as auth_handlers
 from services.auth.app import build as build_auth
@@ -24,7 +23,6 @@ from services.runtime.inbox import Subscription
 from services.runtime.service import Service
 from tests.helpers import count, wait_for_http, wait_until
 from tests.integration.test_email_access_slice import EMAIL_PATH, seed
-
 
 # `seed` registers the demo admin and the demo portal's Anonymous user: two UserRegistered events.
 SEED_EVENTS = 2
@@ -59,9 +57,9 @@ async def stream_count(nats_url: str, stream: str) -> int:
 
 
 def start_email_access_directly(auth: Service, email: str) -> None:
-    """What the auth endpoint does, without the RPC hop (used while NATS is down)."""
+    """The transaction of e-mail access start (account, event, code), without RPC (used while NATS is down)."""
     with session_scope(auth.engine) as session:
-        auth_handlers.start_email_access(session, StartEmailAccess(portal="demo", email=email))
+        auth_handlers.issue_code(session, "demo", email)
     auth.relay.wake()
 
 

@@ -8,7 +8,7 @@ from services.runtime.db import make_engine
 from services.runtime.migrations import downgrade, upgrade
 
 EXPECTED = {
-    "auth": {"orgs", "portals", "portal_secrets", "users", "api_keys", "outbox", "inbox"},
+    "auth": {"orgs", "portals", "portal_secrets", "users", "api_keys", "access_codes", "outbox", "inbox"},
     "conversations": {"customers", "outbox", "inbox"},
     "notifications": {"outbox", "inbox"},
     "kb": {"outbox", "inbox"},

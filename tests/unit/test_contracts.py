@@ -3,7 +3,12 @@
 import pytest
 from pydantic import BaseModel
 
-from contracts.envelope import EventEnvelope, envelope_model, event_class, registered_events
+from contracts.envelope import (
+    EventEnvelope,
+    envelope_model,
+    event_class,
+    registered_events,
+)
 from contracts.errors import HTTP_STATUS, ErrorCode, ServiceError
 from contracts.events import ConversationReopened, MessagePosted, UserRegistered
 from contracts.subjects import dlq_subject, event_subject, rpc_subject, snake

@@ -1,0 +1,127 @@
+"""E-mail access end to end: the code arrives in the mail catcher, signs in once, expires, allows 5
+tries; an unverified browser holds its own session; rate limits answer 429."""
+
+import re
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import count
+from tests.integration.test_email_access_slice import EMAIL_PATH, seed
+
+VERIFY = "/api/v1/portals/demo/session/email/verify"
+
+
+def mailbox(settings) -> list:  # type: ignore[no-untyped-def]
+    folder = Path(settings.data_dir) / "mail"
+    if not folder.exists():
+        return []
+    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(folder.glob("*.eml"))]
+
+
+def code_for(settings, email: str) -> str:  # type: ignore[no-untyped-def]
+    mails = [m for m in mailbox(settings) if m["To"] == email]
+    assert mails, f"no e-mail to {email}"
+    return re.search(r"\b(\d{6})\b", mails[-1].get_content()).group(1)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def portal(settings, stack, gateway):  # type: ignore[no-untyped-def]
+    seed(settings)
+    return gateway
+
+
+async def test_code_signs_in_once(settings, portal):
+    started = await portal.client.post(EMAIL_PATH, json={"email": "Code@Example.com"})
+    assert started.status_code == 202 and started.json() == {"portal": "demo", "status": "pending_verification"}
+    unverified = await portal.client.get("/api/v1/session")
+    assert unverified.status_code == 200 and unverified.json()["method"] == "email_unverified"
+
+    mail = [m for m in mailbox(settings) if m["To"] == "code@example.com"][-1]
+    assert "Demo support" in mail["Subject"] and mail["Message-ID"]
+    code = code_for(settings, "code@example.com")
+    verified = await portal.client.post(VERIFY, json={"email": "code@example.com", "code": code})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["method"] == "email" and verified.json()["email"] == "code@example.com"
+    me = await portal.client.get("/api/v1/session")
+    assert me.json()["method"] == "email"
+
+    again = await portal.client.post(VERIFY, json={"email": "code@example.com", "code": code})
+    assert again.status_code == 401 and again.json()["error"] == "invalid_code"
+
+
+async def test_a_new_code_replaces_the_old_and_wrong_tries_are_limited(settings, portal):
+    await portal.client.post(EMAIL_PATH, json={"email": "tries@example.com"})
+    first = code_for(settings, "tries@example.com")
+    await portal.client.post(EMAIL_PATH, json={"email": "tries@example.com"})
+    second = code_for(settings, "tries@example.com")
+    if first != second:
+        old = await portal.client.post(VERIFY, json={"email": "tries@example.com", "code": first})
+        assert old.json()["error"] == "invalid_code"
+    wrong = "000000" if second != "000000" else "111111"
+    answers = [await portal.client.post(VERIFY, json={"email": "tries@example.com", "code": wrong})
+               for _ in range(4 if first == second else 3)]
+    assert all(a.status_code == 401 and a.json()["error"] == "invalid_code" for a in answers)
+    last_wrong = await portal.client.post(VERIFY, json={"email": "tries@example.com", "code": wrong})
+    assert "Too many wrong tries" in last_wrong.json()["message"]
+    # The right code no longer works after 5 tries.
+    right = await portal.client.post(VERIFY, json={"email": "tries@example.com", "code": second})
+    assert right.status_code == 401 and right.json()["error"] == "invalid_code"
+
+
+async def test_expired_code_is_refused(settings, portal):
+    from sqlalchemy import text
+
+    from services.runtime.db import make_engine
+
+    await portal.client.post(EMAIL_PATH, json={"email": "late@example.com"})
+    code = code_for(settings, "late@example.com")
+    engine = make_engine(settings.database_url("auth"))
+    with engine.begin() as conn:  # eleven minutes later
+        conn.execute(text("UPDATE access_codes SET expires_at = :t"), {"t": "2000-01-01 00:00:00"})
+    engine.dispose()
+    late = await portal.client.post(VERIFY, json={"email": "late@example.com", "code": code})
+    assert late.status_code == 401 and late.json()["error"] == "invalid_code"
+
+
+async def test_unknown_email_and_bad_input_answer_like_a_wrong_code(settings, portal):
+    users = count(settings.database_url("auth"), "users")
+    unknown = await portal.client.post(VERIFY, json={"email": "never@example.com", "code": "123456"})
+    assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_code"
+    bad = await portal.client.post(VERIFY, json={"email": "not-an-email", "code": "123456"})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_email"
+    missing = await portal.client.post(VERIFY, json={"email": "x@example.com"})
+    assert missing.status_code == 422 and missing.json()["error"] == "invalid_request"
+    assert count(settings.database_url("auth"), "users") == users
+
+
+async def test_code_requests_are_rate_limited_per_address(settings, portal):
+    codes = []
+    for _ in range(5):
+        response = await portal.client.post(EMAIL_PATH, json={"email": "flood@example.com"})
+        codes.append(response.status_code)
+    assert codes == [202] * 5
+    limited = await portal.client.post(EMAIL_PATH, json={"email": "flood@example.com"})
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+    # Another address is not affected.
+    assert (await portal.client.post(EMAIL_PATH, json={"email": "calm@example.com"})).status_code == 202
+    assert len([m for m in mailbox(settings) if m["To"] == "flood@example.com"]) == 5
+
+
+async def test_token_logins_are_rate_limited_per_account(settings, portal):
+    import jwt
+
+    from tests.integration.test_sign_in import ADMIN, SSO, portal_secret
+
+    secret, _ = await portal_secret(portal)
+    statuses = []
+    for _ in range(31):
+        token = jwt.encode({"email": "busy@example.com", "iat": int(time.time())}, secret, algorithm="HS256")
+        async with httpx.AsyncClient(base_url=portal.base_url) as client:
+            statuses.append((await client.post(SSO, json={"token": token})).status_code)
+    assert statuses[:30] == [200] * 30 and statuses[30] == 429
+    assert (await portal.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).status_code == 200
