@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     session_expired = "session_expired"
     invalid_setting = "invalid_setting"
     invalid_code = "invalid_code"
+    invalid_state = "invalid_state"
     rate_limited = "rate_limited"
     service_unavailable = "service_unavailable"
     service_timeout = "service_timeout"
@@ -59,6 +60,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.session_expired: 401,
     ErrorCode.invalid_setting: 422,
     ErrorCode.invalid_code: 401,
+    ErrorCode.invalid_state: 400,
     ErrorCode.rate_limited: 429,
     ErrorCode.service_unavailable: 503,
     ErrorCode.service_timeout: 504,

@@ -77,3 +77,22 @@ class ConversationReopened(Event):
     reopened_by_kind: Literal["customer", "agent"] = Field(description="Which side reopened it.")
     previous_channel: Channel = Field(description="Channel the conversation was on before the reopen.")
     channel: Literal["portal"] = Field(default="portal", description="Channel from now on: always `portal`.")
+
+
+@register
+class IdentityLinked(Event):
+    """A browser that was anonymous or e-mail-unverified signed in by SSO (or custom sign-on).
+
+    What that browser created under the earlier identity now belongs to the signed-in customer,
+    who becomes its reporter; the earlier identity stays on as a participant.
+    """
+
+    service = "auth"
+
+    portal: str = Field(description="Portal slug.", examples=["demo"])
+    from_user_id: str = Field(description="The earlier identity: the portal's Anonymous user or the unverified account.")
+    from_method: Literal["anonymous", "email_unverified"] = Field(description="How the earlier session was opened.")
+    from_session: str = Field(description="Key of the earlier session (SHA-256 of its token; not a usable token). "
+                                          "Conversations record it to know what that browser created.")
+    to_user_id: str = Field(description="The customer who signed in; the envelope's aggregate_id.")
+    method: Literal["sso", "custom_sign_on"] = Field(description="How the customer signed in.")

@@ -203,3 +203,31 @@ class SendEmail(Request):
 
 class EmailSent(Reply):
     message_id: str
+
+
+# -- auth: custom sign-on ------------------------------------------------------------------
+
+class BeginCustomSignOn(Request):
+    portal: str = Field(min_length=1, max_length=100)
+    referral_url: str = Field(default="", max_length=2000, description="Where to send the browser afterwards.")
+    browser_nonce: str = Field(min_length=16, max_length=100, description="Random value from this browser's cookie.")
+    login_url: str = Field(max_length=2000, description="Our own login URL (becomes kustomerRedirectUri).")
+
+
+class CustomSignOnRedirect(Reply):
+    location: str = Field(description="The company's login page with trackingToken and kustomerRedirectUri.")
+
+
+class CompleteCustomSignOn(Request):
+    portal: str = Field(min_length=1, max_length=100)
+    external_token: str = Field(max_length=8192)
+    tracking_token: str = Field(default="", max_length=200)
+    browser_nonce: str = Field(default="", max_length=100)
+    client_ip: str = Field(default="", max_length=64)
+    replaces_session: str | None = None
+
+
+class CustomSignOnDone(Reply):
+    session_token: str
+    session: SessionRecord
+    referral_url: str = Field(description="Same-origin path to send the browser to.")

@@ -1,21 +1,23 @@
 """auth's composition root."""
 
 from contracts import rpc
-from contracts.events import UserRegistered
-from services.auth import admin, handlers, signin
+from contracts.events import IdentityLinked, UserRegistered
+from services.auth import admin, custom_sign_on, handlers, signin
 from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
 
 def build(settings: Settings | None = None, **overrides: object) -> Service:
-    service = Service("auth", settings or Settings(), produces=(UserRegistered,), **overrides)  # type: ignore[arg-type]
+    service = Service("auth", settings or Settings(), produces=(UserRegistered, IdentityLinked), **overrides)  # type: ignore[arg-type]
     service.on_start(open_buckets)
     endpoints = {
         "start_email_access": (rpc.StartEmailAccess, handlers.start_email_access),
         "verify_email_code": (rpc.VerifyEmailCode, handlers.verify_email_code),
         "sso_login": (rpc.SsoLogin, signin.sso_login),
         "anonymous_login": (rpc.AnonymousLogin, signin.anonymous_login),
+        "begin_custom_sign_on": (rpc.BeginCustomSignOn, custom_sign_on.begin),
+        "complete_custom_sign_on": (rpc.CompleteCustomSignOn, custom_sign_on.complete),
         "staff_login": (rpc.StaffLogin, signin.staff_login),
         "logout": (rpc.EndSession, signin.logout),
         "verify_api_key": (rpc.VerifyApiKey, admin.verify_api_key),

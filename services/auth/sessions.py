@@ -3,11 +3,14 @@
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import nats.js.errors
 from nats.js.kv import KeyValue
+from sqlmodel import Session
 
 from contracts.errors import ErrorCode, ServiceError
+from contracts.events import IdentityLinked
 from contracts.sessions import (
     MAX_SESSION_DAYS,
     SESSIONS_BUCKET,
@@ -18,9 +21,11 @@ from contracts.sessions import (
 from services.auth.limits import RATE_BUCKET, RateLimiter
 from services.auth.models import Portal, User
 from services.runtime.kv import ensure_bucket
+from services.runtime.outbox import record_event
 from services.runtime.service import Service
 
 JTI_BUCKET = "sso_jti"
+SIGN_ON_BUCKET = "sign_on_state"
 JTI_WINDOW = timedelta(hours=2)  # longer than any token's accepted age plus leeway
 
 
@@ -30,6 +35,8 @@ async def open_buckets(service: Service) -> None:
         js, SESSIONS_BUCKET, ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
     service.resources["jti"] = await ensure_bucket(
         js, JTI_BUCKET, ttl_seconds=JTI_WINDOW.total_seconds(), description="SSO token ids already used")
+    service.resources["sign_on_state"] = await ensure_bucket(
+        js, SIGN_ON_BUCKET, ttl_seconds=15 * 60, description="Custom sign-on logins in progress")
     service.resources["limits"] = RateLimiter(await ensure_bucket(
         js, RATE_BUCKET, ttl_seconds=3600, description="Sign-in rate limit counters"),
         scale=service.settings.rate_limit_scale)
@@ -51,14 +58,32 @@ async def open_session(kv: KeyValue, record: SessionRecord) -> str:
     return token
 
 
-async def end_session(kv: KeyValue, token: str) -> bool:
+async def end_session(kv: KeyValue, token: str) -> SessionRecord | None:
+    """Ends the session; returns what it was, or None when there was no such session."""
     key = session_key(token)
     try:
-        await kv.get(key)
+        entry = await kv.get(key)
     except nats.js.errors.KeyNotFoundError:
-        return False
+        return None
     await kv.purge(key)
-    return True
+    return SessionRecord.model_validate_json(entry.value or b"{}")
+
+
+async def replace_session(service: Service, token: str | None, user: User, portal: Portal,
+                          method: Literal["sso", "custom_sign_on"]) -> None:
+    """End the browser's earlier session; if it was anonymous or unverified, link that identity to `user`."""
+    if not token:
+        return
+    earlier = await end_session(service.resources["sessions"], token)
+    if earlier is None or earlier.method not in ("anonymous", "email_unverified") or earlier.user_id == user.id:
+        return
+    event = IdentityLinked(portal=portal.slug, from_user_id=earlier.user_id, from_method=earlier.method,
+                           from_session=session_key(token), to_user_id=user.id, method=method)
+
+    def record(session: Session) -> None:
+        record_event(session, event, org_id=user.org_id, aggregate_id=user.id, aggregate_version=1)
+
+    await service.transaction(record)
 
 
 async def remember_jti(kv: KeyValue, portal_id: str, jti: str) -> None:

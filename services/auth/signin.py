@@ -21,7 +21,13 @@ from services.auth.accounts import get_or_create_user, portal_by_slug
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.auth.portals import signing_keys
-from services.auth.sessions import end_session, open_session, remember_jti, session_for
+from services.auth.sessions import (
+    end_session,
+    open_session,
+    remember_jti,
+    replace_session,
+    session_for,
+)
 from services.auth.tokens import SigningKey, verify_token
 from services.runtime.logging import get_logger
 from services.runtime.service import Service
@@ -73,8 +79,7 @@ async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
     lifetime, idle = _lifetimes(portal)
     record = session_for(user, method="sso", portal=portal, lifetime=lifetime, idle=idle)
     token = await open_session(service.resources["sessions"], record)
-    if request.replaces_session:
-        await end_session(service.resources["sessions"], request.replaces_session)
+    await replace_session(service, request.replaces_session, user, portal, "sso")
     log.info("signed in", method="sso", user_id=user.id, portal=portal.slug)
     return SessionOpened(session_token=token, session=record)
 
@@ -127,5 +132,5 @@ async def logout(service: Service, request: EndSession) -> SessionEnded:
     """Ends the session at once for every gateway (they read the same bucket)."""
     ended = await end_session(service.resources["sessions"], request.session_token)
     if ended:
-        log.info("signed out", at=datetime.now(UTC).isoformat())
-    return SessionEnded(ended=ended)
+        log.info("signed out", user_id=ended.user_id, at=datetime.now(UTC).isoformat())
+    return SessionEnded(ended=ended is not None)

@@ -13,7 +13,7 @@ from tenacity import AsyncRetrying, wait_exponential
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.sessions import MAX_SESSION_DAYS, SESSIONS_BUCKET
-from services.gateway import routes_admin, routes_health, routes_session
+from services.gateway import routes_admin, routes_health, routes_login, routes_session
 from services.gateway.errors import install_error_handlers
 from services.runtime.kv import ensure_bucket
 from services.runtime.logging import correlation_id, get_logger
@@ -84,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_session.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_login.router)
     return app

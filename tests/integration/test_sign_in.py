@@ -344,3 +344,98 @@ async def test_sessions_bucket_never_holds_a_usable_token(demo):
     finally:
         await nc.close()
     assert rows(settings.database_url("auth"), "SELECT count(*) FROM users WHERE email = 'kv@example.com'") == [(1,)]
+
+
+async def test_sso_after_anonymous_or_unverified_links_the_identities(demo):
+    from contracts.events import IdentityLinked
+    from contracts.sessions import session_key
+
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    async with httpx.AsyncClient(base_url=gw.base_url) as browser:
+        anonymous = (await browser.post("/api/v1/portals/demo/session/anonymous")).json()
+        anonymous_key = session_key(browser.cookies[SESSION_COOKIE])
+        signed = (await browser.post(SSO, json={"token": sign(secret, email="linked@example.com")})).json()
+        # A further SSO login of a customer links nothing more.
+        await browser.post(SSO, json={"token": sign(secret, email="linked@example.com")})
+    async with httpx.AsyncClient(base_url=gw.base_url) as browser:
+        await browser.post("/api/v1/portals/demo/session/email", json={"email": "unverified@example.com"})
+        unverified = (await browser.get("/api/v1/session")).json()
+        unverified_key = session_key(browser.cookies[SESSION_COOKIE])
+        await browser.post(SSO, json={"token": sign(secret, email="linked@example.com")})
+        assert (await browser.get("/api/v1/session")).json()["method"] == "sso"
+
+    await asyncio.sleep(0.5)
+    events = await stream_events(settings.nats_url, IdentityLinked.subject())
+    assert [(e.data["from_user_id"], e.data["from_method"], e.data["from_session"], e.data["to_user_id"])
+            for e in events] == [
+        (anonymous["user_id"], "anonymous", anonymous_key, signed["user_id"]),
+        (unverified["user_id"], "email_unverified", unverified_key, signed["user_id"]),
+    ]
+
+
+async def test_custom_sign_on_redirect_and_return(demo):
+    from urllib.parse import parse_qs, urlsplit
+
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={
+        "custom_sign_on_enabled": True, "custom_sign_on_redirect_uri": "https://login.example.com/sso?app=portal"})
+
+    async def start(browser: httpx.AsyncClient, referral: str = "/portals/demo/conversations") -> dict:
+        response = await browser.get("/portals/demo/login", params={"referralUrl": referral})
+        assert response.status_code == 303, response.text
+        location = urlsplit(response.headers["location"])
+        assert (location.scheme, location.netloc, location.path) == ("https", "login.example.com", "/sso")
+        query = parse_qs(location.query)
+        assert query["app"] == ["portal"] and len(query["trackingToken"][0]) >= 24
+        back = urlsplit(query["kustomerRedirectUri"][0])
+        back_query = parse_qs(back.query)
+        assert back.path == "/portals/demo/login" and back_query["trackingToken"] == query["trackingToken"]
+        assert secret not in response.headers["location"]
+        return {"tracking": query["trackingToken"][0], "referral": back_query["referralUrl"][0]}
+
+    def external(email: str, **extra: object) -> str:
+        return jwt.encode({"email": email, "iat": int(time.time()), **extra}, secret, algorithm="HS256")
+
+    async with httpx.AsyncClient(base_url=gw.base_url) as browser:
+        state = await start(browser)
+        back = await browser.get("/portals/demo/login", params={
+            "externalToken": external("Custom@Example.com"), "referralUrl": state["referral"],
+            "trackingToken": state["tracking"]})
+        assert back.status_code == 303 and back.headers["location"] == "/portals/demo/conversations"
+        me = (await browser.get("/api/v1/session")).json()
+        assert me["method"] == "custom_sign_on" and me["email"] == "custom@example.com"
+        # The tracking token is single use.
+        replay = await browser.get("/portals/demo/login", params={
+            "externalToken": external("custom@example.com"), "trackingToken": state["tracking"]})
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_state"
+
+        # Returning customer, other-origin referral: signed in, sent to the portal home instead.
+        state = await start(browser, referral="https://evil.example.com/steal")
+        back = await browser.get("/portals/demo/login", params={
+            "externalToken": external("custom@example.com"), "trackingToken": state["tracking"]})
+        assert back.status_code == 303 and back.headers["location"] == "/portals/demo"
+
+        # An expired external token (15 minutes from iat) is refused; nothing is signed in.
+        state = await start(browser)
+        old = await browser.get("/portals/demo/login", params={
+            "externalToken": external("late@example.com", iat=int(time.time()) - 16 * 60 - 61),
+            "trackingToken": state["tracking"]})
+        assert old.status_code == 401 and old.json()["error"] == "token_too_old"
+
+    # A return in another browser (no nonce cookie) does not sign in.
+    async with httpx.AsyncClient(base_url=gw.base_url) as first, httpx.AsyncClient(base_url=gw.base_url) as other:
+        state = await start(first)
+        stolen = await other.get("/portals/demo/login", params={
+            "externalToken": external("custom@example.com"), "trackingToken": state["tracking"]})
+        assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_state"
+    assert count(settings.database_url("auth"), "users", "email = 'custom@example.com'") == 1
+    assert count(settings.database_url("auth"), "users", "email = 'late@example.com'") == 0
+
+
+async def test_login_page_when_custom_sign_on_is_off(demo):
+    gw = demo["gateway"]
+    await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"custom_sign_on_enabled": False})
+    page = await gw.client.get("/portals/demo/login")
+    assert page.status_code == 200 and "Sign in to demo" in page.text
+    missing = await gw.client.get("/portals/nope/login")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_portal"

@@ -1,0 +1,113 @@
+"""Custom sign-on: the portal sends the browser to the company's login page and takes it back with
+an `externalToken` (HS256 JWT `{email, iat}`, 15 minutes). The `trackingToken` is a random,
+single-use state bound to the browser by a cookie nonce, so a token can't be replayed into
+another browser or a login started elsewhere."""
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+import nats.js.errors
+from sqlmodel import Session
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import (
+    BeginCustomSignOn,
+    CompleteCustomSignOn,
+    CustomSignOnDone,
+    CustomSignOnRedirect,
+)
+from services.auth import limits
+from services.auth.accounts import get_or_create_user, portal_by_slug
+from services.auth.domain import normalize_email
+from services.auth.models import Portal, User
+from services.auth.portals import signing_keys
+from services.auth.sessions import open_session, replace_session, session_for
+from services.auth.tokens import SigningKey, verify_token
+from services.runtime.logging import get_logger
+from services.runtime.service import Service
+
+log = get_logger("portico.auth")
+
+EXTERNAL_TOKEN_MAX_AGE = 15 * 60
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def safe_referral(referral: str, portal: str) -> str:
+    """Only a path on this site: never another origin (no open redirect)."""
+    home = f"/portals/{portal}"
+    if not referral:
+        return home
+    parts = urlsplit(referral)
+    if parts.scheme or parts.netloc or not referral.startswith("/") or referral.startswith("//") or "\\" in referral:
+        return home
+    return referral
+
+
+def _portal(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
+    portal = portal_by_slug(session, slug)
+    if not portal.custom_sign_on_enabled or not portal.custom_sign_on_redirect_uri:
+        raise ServiceError(ErrorCode.method_disabled, f"Custom sign-on is not set up for portal '{slug}'.")
+    return portal, signing_keys(session, portal)
+
+
+async def begin(service: Service, request: BeginCustomSignOn) -> CustomSignOnRedirect:
+    portal, _ = await service.transaction(_portal, request.portal)
+    tracking = secrets.token_urlsafe(24)
+    referral = safe_referral(request.referral_url, portal.slug)
+    state = {"portal": portal.slug, "nonce": _hash(request.browser_nonce), "referral": referral}
+    await service.resources["sign_on_state"].put(_hash(tracking), json.dumps(state).encode())
+    back = f"{request.login_url}?{urlencode({'referralUrl': referral, 'trackingToken': tracking})}"
+    separator = "&" if urlsplit(portal.custom_sign_on_redirect_uri).query else "?"  # type: ignore[arg-type]
+    location = (f"{portal.custom_sign_on_redirect_uri}{separator}"
+                f"{urlencode({'trackingToken': tracking, 'kustomerRedirectUri': back})}")
+    return CustomSignOnRedirect(location=location)
+
+
+async def complete(service: Service, request: CompleteCustomSignOn) -> CustomSignOnDone:
+    await service.resources["limits"].hit(limits.TOKEN_LOGINS_PER_IP, request.client_ip)
+    portal, keys = await service.transaction(_portal, request.portal)
+    state = await _take_state(service, request)
+    claims = verify_token(request.external_token, keys, max_age_seconds=EXTERNAL_TOKEN_MAX_AGE)
+    email = normalize_email(claims["email"])
+
+    def account(session: Session) -> User:
+        user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer",
+                                     method="custom_sign_on", portal=portal.slug,
+                                     display_name=claims.get("displayName"))
+        return user
+
+    user = await service.transaction(account)
+    record = session_for(user, method="custom_sign_on", portal=portal,
+                         lifetime=timedelta(hours=portal.session_lifetime_hours),
+                         idle=timedelta(minutes=portal.idle_timeout_minutes))
+    token = await open_session(service.resources["sessions"], record)
+    await replace_session(service, request.replaces_session, user, portal, "custom_sign_on")
+    log.info("signed in", method="custom_sign_on", user_id=user.id, portal=portal.slug)
+    return CustomSignOnDone(session_token=token, session=record, referral_url=state["referral"])
+
+
+async def _take_state(service: Service, request: CompleteCustomSignOn) -> dict[str, str]:
+    """The login this browser started, used up now; anything else is `invalid_state`."""
+    invalid = ServiceError(ErrorCode.invalid_state,
+                           "This sign-in was not started in this browser, was used already or took over 15 "
+                           "minutes; start again from the portal's login page.")
+    if not request.tracking_token or not request.browser_nonce:
+        raise invalid
+    kv = service.resources["sign_on_state"]
+    key = _hash(request.tracking_token)
+    try:
+        entry = await kv.get(key)
+        await kv.delete(key, last=entry.revision)  # single use, even when two returns race
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyWrongLastSequenceError) as exc:
+        raise invalid from exc
+    state = json.loads(entry.value or b"{}")
+    if state.get("portal") != request.portal or not secrets.compare_digest(state.get("nonce", ""),
+                                                                           _hash(request.browser_nonce)):
+        raise invalid
+    return state
