@@ -3,6 +3,7 @@
 A reply is either `{"data": <reply model>}` or an `ErrorBody` (`{"error", "message"}`).
 """
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -231,3 +232,55 @@ class CustomSignOnDone(Reply):
     session_token: str
     session: SessionRecord
     referral_url: str = Field(description="Same-origin path to send the browser to.")
+
+
+API_KEY_ROLES = ("org.admin", "org.agent", "org.read")
+
+
+class CreateApiKey(Request):
+    actor: Actor
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["org.admin", "org.agent", "org.read"] = Field(description="What the key may do.")
+    expires_at: datetime | None = Field(default=None, description="Optional expiry (UTC).")
+
+
+class ApiKeyView(Reply):
+    id: str
+    name: str
+    role: str
+    prefix: str = Field(description="First characters of the key, to recognise it.")
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyView):
+    key: str = Field(description="The key, shown this once; only its hash is stored.")
+
+
+class ListApiKeys(Request):
+    actor: Actor
+
+
+class ApiKeyList(Reply):
+    keys: list[ApiKeyView]
+
+
+class RevokeApiKey(Request):
+    actor: Actor
+    key_id: str = Field(min_length=1, max_length=26)
+
+
+class ListStaff(Request):
+    actor: Actor
+
+
+class StaffMember(BaseModel):
+    id: str
+    email: str
+    display_name: str | None
+    role: str | None
+
+
+class StaffList(Reply):
+    staff: list[StaffMember]

@@ -2,26 +2,36 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import (
+    ApiKeyCreated,
     ApiKeyIdentity,
+    ApiKeyList,
+    ApiKeyView,
+    CreateApiKey,
     CreatePortal,
     GetPortal,
     KbSecret,
     KbSettings,
+    ListApiKeys,
+    ListStaff,
     NewSecret,
     PortalView,
+    RevokeApiKey,
     RevokeSecret,
     RotateSecret,
     SecretRevoked,
+    StaffList,
+    StaffMember,
     UpdatePortalSettings,
     VerifyApiKey,
 )
 from services.auth import portals
-from services.auth.domain import hash_api_key
-from services.auth.models import ApiKey, Portal, PortalSecret
+from services.auth.domain import hash_api_key, new_api_key
+from services.auth.models import ApiKey, Portal, PortalSecret, User
 
 
 def verify_api_key(session: Session, request: VerifyApiKey) -> ApiKeyIdentity:
@@ -76,3 +86,45 @@ def kb_settings(session: Session, request: KbSettings) -> KbSecret:
     if not live:
         raise ServiceError(ErrorCode.not_found, "This portal has no live secret; create one.")
     return KbSecret(secret=live[0].secret)
+
+
+def _key_view(key: ApiKey) -> ApiKeyView:
+    return ApiKeyView(id=key.id, name=key.name, role=key.role, prefix=key.prefix, created_at=key.created_at,
+                      expires_at=key.expires_at, revoked=key.revoked_at is not None)
+
+
+def create_api_key(session: Session, request: CreateApiKey) -> ApiKeyCreated:
+    portals.require_admin(request.actor, request.actor.org_id)
+    now = datetime.now(UTC)
+    if request.expires_at is not None and request.expires_at.astimezone(UTC) <= now:
+        raise ServiceError(ErrorCode.invalid_request, "expires_at must be in the future.")
+    raw = new_api_key()
+    key = ApiKey(id=new_id(), org_id=request.actor.org_id, name=request.name, role=request.role, prefix=raw[:8],
+                 key_hash=hash_api_key(raw), created_at=now, expires_at=request.expires_at)
+    session.add(key)
+    return ApiKeyCreated(**_key_view(key).model_dump(), key=raw)
+
+
+def list_api_keys(session: Session, request: ListApiKeys) -> ApiKeyList:
+    portals.require_admin(request.actor, request.actor.org_id)
+    keys = session.exec(select(ApiKey).where(ApiKey.org_id == request.actor.org_id)
+                        .order_by(col(ApiKey.created_at))).all()
+    return ApiKeyList(keys=[_key_view(k) for k in keys])
+
+
+def revoke_api_key(session: Session, request: RevokeApiKey) -> ApiKeyView:
+    portals.require_admin(request.actor, request.actor.org_id)
+    key = session.get(ApiKey, request.key_id)
+    if key is None or key.org_id != request.actor.org_id:
+        raise ServiceError(ErrorCode.not_found, "No such API key in your organisation.")
+    key.revoked_at = key.revoked_at or datetime.now(UTC)
+    session.add(key)
+    return _key_view(key)
+
+
+def list_staff(session: Session, request: ListStaff) -> StaffList:
+    portals.require_admin(request.actor, request.actor.org_id)
+    users = session.exec(select(User).where(User.org_id == request.actor.org_id, User.kind == "staff")
+                         .order_by(col(User.email))).all()
+    return StaffList(staff=[StaffMember(id=u.id, email=u.email, display_name=u.display_name, role=u.role)
+                            for u in users])

@@ -27,6 +27,10 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         "rotate_secret": (rpc.RotateSecret, admin.rotate_secret),
         "revoke_secret": (rpc.RevokeSecret, admin.revoke_secret),
         "kb_settings": (rpc.KbSettings, admin.kb_settings),
+        "create_api_key": (rpc.CreateApiKey, admin.create_api_key),
+        "list_api_keys": (rpc.ListApiKeys, admin.list_api_keys),
+        "revoke_api_key": (rpc.RevokeApiKey, admin.revoke_api_key),
+        "list_staff": (rpc.ListStaff, admin.list_staff),
     }
     for operation, (request, handler) in endpoints.items():
         service.rpc(operation, request)(handler)

@@ -1,19 +1,30 @@
 """Admin API (`/api/v1/admin/...`) and the Kustomer-compatible settings endpoint."""
 
+from datetime import datetime
+from typing import Literal
+
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from contracts.rpc import (
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyView,
+    CreateApiKey,
     CreatePortal,
     GetPortal,
     KbSecret,
     KbSettings,
+    ListApiKeys,
+    ListStaff,
     NewSecret,
     PortalSettings,
     PortalView,
+    RevokeApiKey,
     RevokeSecret,
     RotateSecret,
     SecretRevoked,
+    StaffList,
     UpdatePortalSettings,
 )
 from services.gateway.auth import AdminActor
@@ -73,3 +84,30 @@ async def revoke_secret(actor: AdminActor, rpc: Rpc, kid: str = Path(max_length=
 async def kustomer_kb_settings(actor: AdminActor, rpc: Rpc, kb_id: str = Path(max_length=64)) -> dict:
     secret = await rpc.call("auth", "kb_settings", KbSettings(actor=actor, kb_id=kb_id), KbSecret)
     return {"data": {"attributes": {"secret": secret.secret}}}
+
+
+class NewApiKeyBody(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["crm sync"])
+    role: Literal["org.admin", "org.agent", "org.read"] = Field(examples=["org.admin"])
+    expires_at: datetime | None = Field(default=None, description="Optional expiry (UTC, ISO 8601).")
+
+
+@router.post("/api/v1/admin/api-keys", status_code=201, response_model=ApiKeyCreated,
+             summary="New API key; the key is in this answer only, Portico keeps its hash")
+async def create_api_key(body: NewApiKeyBody, actor: AdminActor, rpc: Rpc) -> ApiKeyCreated:
+    return await rpc.call("auth", "create_api_key", CreateApiKey(actor=actor, **body.model_dump()), ApiKeyCreated)
+
+
+@router.get("/api/v1/admin/api-keys", response_model=ApiKeyList, summary="The org's API keys (never the keys)")
+async def list_api_keys(actor: AdminActor, rpc: Rpc) -> ApiKeyList:
+    return await rpc.call("auth", "list_api_keys", ListApiKeys(actor=actor), ApiKeyList)
+
+
+@router.delete("/api/v1/admin/api-keys/{key_id}", response_model=ApiKeyView, summary="Revoke an API key at once")
+async def revoke_api_key(actor: AdminActor, rpc: Rpc, key_id: str = Path(max_length=26)) -> ApiKeyView:
+    return await rpc.call("auth", "revoke_api_key", RevokeApiKey(actor=actor, key_id=key_id), ApiKeyView)
+
+
+@router.get("/api/v1/admin/staff", response_model=StaffList, summary="The org's staff accounts and roles")
+async def list_staff(actor: AdminActor, rpc: Rpc) -> StaffList:
+    return await rpc.call("auth", "list_staff", ListStaff(actor=actor), StaffList)

@@ -439,3 +439,35 @@ async def test_login_page_when_custom_sign_on_is_off(demo):
     assert page.status_code == 200 and "Sign in to demo" in page.text
     missing = await gw.client.get("/portals/nope/login")
     assert missing.status_code == 404 and missing.json()["error"] == "unknown_portal"
+
+
+async def test_api_keys_are_shown_once_stored_hashed_and_revocable(demo):
+    gw, settings = demo["gateway"], demo["settings"]
+    created = await gw.client.post("/api/v1/admin/api-keys", headers=ADMIN, json={"name": "crm", "role": "org.admin"})
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    mine = {"Authorization": f"Bearer {key}"}
+    assert (await gw.client.get("/api/v1/admin/portals/demo", headers=mine)).status_code == 200
+    listed = (await gw.client.get("/api/v1/admin/api-keys", headers=ADMIN)).json()["keys"]
+    assert {k["name"] for k in listed} == {"bootstrap", "crm"} and all("key" not in k for k in listed)
+    assert rows(settings.database_url("auth"), "SELECT count(*) FROM api_keys WHERE key_hash = :k", k=key) == [(0,)]
+
+    revoked = await gw.client.delete(f"/api/v1/admin/api-keys/{created.json()['id']}", headers=ADMIN)
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    refused = await gw.client.get("/api/v1/admin/portals/demo", headers=mine)
+    assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+
+    narrow = (await gw.client.post("/api/v1/admin/api-keys", headers=ADMIN,
+                                   json={"name": "reader", "role": "org.read"})).json()["key"]
+    forbidden = await gw.client.get("/api/v1/admin/portals/demo", headers={"Authorization": f"Bearer {narrow}"})
+    assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
+
+    expired = await gw.client.post("/api/v1/admin/api-keys", headers=ADMIN,
+                                   json={"name": "old", "role": "org.admin", "expires_at": "2001-01-01T00:00:00Z"})
+    assert expired.status_code == 422 and expired.json()["error"] == "invalid_request"
+    bad_role = await gw.client.post("/api/v1/admin/api-keys", headers=ADMIN, json={"name": "x", "role": "root"})
+    assert bad_role.status_code == 422
+    assert len((await gw.client.get("/api/v1/admin/api-keys", headers=ADMIN)).json()["keys"]) == 3
+
+    staff = (await gw.client.get("/api/v1/admin/staff", headers=ADMIN)).json()["staff"]
+    assert [(s["email"], s["role"]) for s in staff] == [("admin@example.com", "admin")]
