@@ -81,6 +81,11 @@ async def require_admin(request: Request, rpc: Rpc) -> Actor:
     return Actor(org_id=record.org_id, role=record.role or "", principal=f"user:{record.user_id}")
 
 
+def cookie_secure(request: Request) -> bool:
+    """Cookies are `Secure` everywhere but in development (plain http on 127.0.0.1)."""
+    return request.app.state.settings.env != "dev"
+
+
 def set_session_cookie(response: Response, token: str, record: SessionRecord, secure: bool) -> None:
     response.set_cookie(SESSION_COOKIE, token, max_age=int((record.expires_at - record.created_at).total_seconds()),
                         httponly=True, secure=secure, samesite="lax", path="/")

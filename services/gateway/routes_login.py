@@ -14,7 +14,7 @@ from contracts.rpc import (
     CustomSignOnRedirect,
 )
 from contracts.sessions import SESSION_COOKIE
-from services.gateway.auth import set_session_cookie
+from services.gateway.auth import cookie_secure, set_session_cookie
 from services.gateway.deps import Rpc
 
 router = APIRouter(tags=["sign-in"])
@@ -28,7 +28,7 @@ async def login(request: Request, rpc: Rpc, portal: str = Path(min_length=1, max
                 external_token: str | None = Query(default=None, alias="externalToken", max_length=8192),
                 referral_url: str = Query(default="", alias="referralUrl", max_length=2000),
                 tracking_token: str = Query(default="", alias="trackingToken", max_length=200)) -> Response:
-    secure = request.app.state.settings.env == "prod"
+    secure = cookie_secure(request)
     login_url = f"{request.app.state.settings.resolved_public_url}/portals/{portal}/login"
     if external_token is not None:
         done = await rpc.call("auth", "complete_custom_sign_on", CompleteCustomSignOn(

@@ -19,6 +19,7 @@ from services.gateway.auth import (
     CurrentSession,
     SessionView,
     clear_session_cookie,
+    cookie_secure,
     set_session_cookie,
 )
 from services.gateway.deps import Rpc
@@ -41,12 +42,8 @@ class StaffBody(BaseModel):
     password: str = Field(max_length=1024)
 
 
-def _secure(request: Request) -> bool:
-    return request.app.state.settings.env == "prod"
-
-
 def _opened(request: Request, response: Response, opened: SessionOpened) -> SessionView:
-    set_session_cookie(response, opened.session_token, opened.session, _secure(request))
+    set_session_cookie(response, opened.session_token, opened.session, cookie_secure(request))
     return SessionView.of(opened.session)
 
 
@@ -72,7 +69,7 @@ async def start_email_access(body: EmailAccessBody, request: Request, response: 
         portal=portal, email=body.email, client_ip=_client_ip(request),
         replaces_session=request.cookies.get(SESSION_COOKIE)), EmailAccessStarted)
     if started.session_token and started.session:
-        set_session_cookie(response, started.session_token, started.session, _secure(request))
+        set_session_cookie(response, started.session_token, started.session, cookie_secure(request))
     return EmailAccessAnswer(portal=started.portal, status=started.status)
 
 
@@ -118,5 +115,5 @@ async def who_am_i(current: CurrentSession) -> SessionView:
 @router.delete("/api/v1/session", response_model=SessionEnded, summary="Log out (every gateway, at once)")
 async def logout(current: CurrentSession, request: Request, response: Response, rpc: Rpc) -> SessionEnded:
     ended = await rpc.call("auth", "logout", EndSession(session_token=current[0]), SessionEnded)
-    clear_session_cookie(response, _secure(request))
+    clear_session_cookie(response, cookie_secure(request))
     return ended

@@ -471,3 +471,23 @@ async def test_api_keys_are_shown_once_stored_hashed_and_revocable(demo):
 
     staff = (await gw.client.get("/api/v1/admin/staff", headers=ADMIN)).json()["staff"]
     assert [(s["email"], s["role"]) for s in staff] == [("admin@example.com", "admin")]
+
+
+async def test_an_idle_session_ends(demo):
+    from datetime import UTC, datetime, timedelta
+
+    from contracts.sessions import SessionRecord, session_key
+
+    gw, secret, settings = demo["gateway"], demo["secret"], demo["settings"]
+    login = await gw.client.post(SSO, json={"token": sign(secret, email="idle@example.com")})
+    key = session_key(login.cookies[SESSION_COOKIE])
+    nc = await nats.connect(settings.nats_url)
+    try:  # as if the last request were three hours ago (idle timeout: two hours)
+        kv = await nc.jetstream().key_value("sessions")
+        stored = SessionRecord.model_validate_json((await kv.get(key)).value)
+        stored.last_seen_at = datetime.now(UTC) - timedelta(hours=3)
+        await kv.put(key, stored.model_dump_json().encode())
+    finally:
+        await nc.close()
+    ended = await gw.client.get("/api/v1/session")
+    assert ended.status_code == 401 and ended.json()["error"] == "unauthorized"
