@@ -63,7 +63,7 @@ async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
     """Auto-login with a token from the company's backend; the first login of an e-mail creates the account."""
     limiter = service.resources["limits"]
     await limiter.hit(limits.TOKEN_LOGINS_PER_IP, request.client_ip)
-    portal, keys = await service.transaction(_sso_context, request.portal)
+    portal, keys = await service.read(_sso_context, request.portal)
     claims = verify_token(request.token, keys, max_age_seconds=portal.sso_token_max_age_minutes * 60)
     email = normalize_email(claims["email"])
     await limiter.hit(limits.TOKEN_LOGINS_PER_ACCOUNT, f"{portal.id}|{email}")

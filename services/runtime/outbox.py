@@ -22,6 +22,7 @@ log = get_logger("portico.outbox")
 T = TypeVar("T")
 
 PUBLISH_ACK_TIMEOUT = 5.0
+OUTBOX_WRITTEN = "portico_outbox_written"
 PRUNE_EVERY = 600.0  # seconds between clean-ups of old published rows
 
 
@@ -44,6 +45,7 @@ def record_event(session: Session, event: Event, *, org_id: str, aggregate_id: s
     envelope = EventEnvelope.wrap(
         event, org_id=org_id, aggregate_id=aggregate_id, aggregate_version=aggregate_version,
         correlation_id=current_correlation_id(), causation_id=causation_id)
+    session.info[OUTBOX_WRITTEN] = True  # tells the caller to wake the relay after commit
     # A Core insert on the session's connection: part of the same transaction, without an ORM flush.
     session.connection().execute(insert(OutboxRecord), {
         "event_id": envelope.id, "subject": event.subject(), "payload": envelope.model_dump_json(),

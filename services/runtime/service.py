@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from contracts.envelope import Event, envelope_model, new_id
 from contracts.rpc import Ping, Pong, Reply, Request
 from contracts.subjects import rpc_subject
-from services.runtime.db import make_engine, session_scope
+from services.runtime.db import READ_ONLY, make_engine, session_scope
 from services.runtime.inbox import InboxConsumer, Subscription, replay_stream
 from services.runtime.logging import correlation_id, get_logger
 from services.runtime.nats import (
@@ -28,7 +28,7 @@ from services.runtime.nats import (
     ensure_stream,
     stream_config,
 )
-from services.runtime.outbox import OutboxRelay, pending_count
+from services.runtime.outbox import OUTBOX_WRITTEN, OutboxRelay, pending_count
 from services.runtime.rpc import RpcClient, error_middleware
 from services.runtime.settings import Settings
 
@@ -102,13 +102,23 @@ class Service:
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(session, *args)` in a worker thread, in one committed transaction; then publish its events."""
-        def run() -> T:
+        def run() -> tuple[T, bool]:
             with session_scope(self.engine) as session:
+                result = fn(session, *args)
+                return result, bool(session.info.get(OUTBOX_WRITTEN))
+
+        result, wrote_events = await asyncio.to_thread(run)
+        if wrote_events:
+            self.relay.wake()
+        return result
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(session, *args)` in a worker thread, read-only: no write lock, nothing committed."""
+        def run() -> T:
+            with Session(self.engine.execution_options(**READ_ONLY)) as session:
                 return fn(session, *args)
 
-        result = await asyncio.to_thread(run)
-        self.relay.wake()
-        return result
+        return await asyncio.to_thread(run)
 
     def on_start(self, hook: Callable[["Service"], Awaitable[None]]) -> None:
         """Run `await hook(service)` once connected, before requests are served (KV buckets, ...)."""

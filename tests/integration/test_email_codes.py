@@ -125,3 +125,12 @@ async def test_token_logins_are_rate_limited_per_account(settings, portal):
             statuses.append((await client.post(SSO, json={"token": token})).status_code)
     assert statuses[:30] == [200] * 30 and statuses[30] == 429
     assert (await portal.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).status_code == 200
+
+
+async def test_code_tries_are_rate_limited_per_ip(settings, portal):
+    for attempt in range(30):
+        # Spread over addresses so that no single code's own limit of 5 tries is what stops them.
+        answer = await portal.client.post(VERIFY, json={"email": f"guess{attempt}@example.com", "code": "123456"})
+        assert answer.status_code == 401, (attempt, answer.text)
+    limited = await portal.client.post(VERIFY, json={"email": "guess@example.com", "code": "123456"})
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
