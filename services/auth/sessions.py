@@ -45,10 +45,12 @@ async def open_buckets(service: Service) -> None:
 def session_for(user: User, *, method: SignInMethod, portal: Portal | None, lifetime: timedelta,
                 idle: timedelta) -> SessionRecord:
     now = datetime.now(UTC)
+    # An unverified browser typed an address; it learns nothing of the account behind it (its name).
+    display_name = None if method == "email_unverified" else user.display_name
     return SessionRecord(
         user_id=user.id, org_id=user.org_id, portal=portal.slug if portal else None,
         kind=user.kind, role=user.role, email=user.email if user.kind != "anonymous" else None,  # type: ignore[arg-type]
-        display_name=user.display_name, method=method, created_at=now, expires_at=now + lifetime,
+        display_name=display_name, method=method, created_at=now, expires_at=now + lifetime,
         idle_timeout_seconds=int(idle.total_seconds()), last_seen_at=now)
 
 

@@ -87,6 +87,27 @@ async def test_expired_code_is_refused(settings, portal):
     assert late.status_code == 401 and late.json()["error"] == "invalid_code"
 
 
+async def test_an_unverified_browser_learns_nothing_of_the_account(settings, portal):
+    import jwt as pyjwt
+
+    from tests.integration.test_sign_in import SSO, portal_secret
+
+    secret, _ = await portal_secret(portal)
+    token = pyjwt.encode({"email": "known@example.com", "displayName": "Known Person", "iat": int(time.time())},
+                         secret, algorithm="HS256")
+    assert (await portal.client.post(SSO, json={"token": token})).status_code == 200
+    async with httpx.AsyncClient(base_url=portal.base_url) as stranger:
+        existing = await stranger.post(EMAIL_PATH, json={"email": "known@example.com"})
+        seen = (await stranger.get("/api/v1/session")).json()
+    async with httpx.AsyncClient(base_url=portal.base_url) as other:
+        new = await other.post(EMAIL_PATH, json={"email": "brand-new@example.com"})
+        fresh = (await other.get("/api/v1/session")).json()
+    assert existing.json() == {"portal": "demo", "status": "pending_verification"}
+    assert new.json() == {"portal": "demo", "status": "pending_verification"}
+    assert seen["display_name"] is None and fresh["display_name"] is None
+    assert seen["method"] == fresh["method"] == "email_unverified"
+
+
 async def test_unknown_email_and_bad_input_answer_like_a_wrong_code(settings, portal):
     users = count(settings.database_url("auth"), "users")
     unknown = await portal.client.post(VERIFY, json={"email": "never@example.com", "code": "123456"})
