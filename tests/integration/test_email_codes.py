@@ -155,3 +155,23 @@ async def test_code_tries_are_rate_limited_per_ip(settings, portal):
         assert answer.status_code == 401, (attempt, answer.text)
     limited = await portal.client.post(VERIFY, json={"email": "guess@example.com", "code": "123456"})
     assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+
+
+async def test_code_requests_and_token_logins_are_rate_limited_per_ip(settings, portal):
+    import jwt as pyjwt
+
+    from tests.integration.test_sign_in import SSO, portal_secret
+
+    for attempt in range(20):  # 20 addresses from one IP: each address far below its own limit
+        assert (await portal.client.post(EMAIL_PATH, json={"email": f"ip{attempt}@example.com"})).status_code == 202
+    limited = await portal.client.post(EMAIL_PATH, json={"email": "ip-next@example.com"})
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+    assert count(settings.database_url("auth"), "users", "email = 'ip-next@example.com'") == 0
+
+    secret, _ = await portal_secret(portal)
+    statuses = []
+    for attempt in range(121):  # 120 token logins a minute from one IP, spread over accounts
+        token = pyjwt.encode({"email": f"t{attempt % 10}@example.com", "iat": int(time.time())}, secret,
+                             algorithm="HS256")
+        statuses.append((await portal.client.post(SSO, json={"token": token})).status_code)
+    assert statuses[:120] == [200] * 120 and statuses[120] == 429
