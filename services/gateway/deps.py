@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from services.runtime.rpc import RpcClient
 
@@ -12,3 +12,6 @@ def get_rpc(request: Request) -> RpcClient:
 
 
 Rpc = Annotated[RpcClient, Depends(get_rpc)]
+
+
+PortalSlug = Path(description="Portal slug", min_length=1, max_length=100, examples=["demo"])

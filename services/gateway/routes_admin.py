@@ -28,11 +28,9 @@ from contracts.rpc import (
     UpdatePortalSettings,
 )
 from services.gateway.auth import AdminActor
-from services.gateway.deps import Rpc
+from services.gateway.deps import PortalSlug, Rpc
 
 router = APIRouter(tags=["admin"])
-
-PortalSlug = Path(description="Portal slug", min_length=1, max_length=100, examples=["demo"])
 
 
 class NewPortalBody(BaseModel):

@@ -1,6 +1,6 @@
 """Portal sign-in, staff sign-in, who am I, logout."""
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from contracts.rpc import (
@@ -22,11 +22,9 @@ from services.gateway.auth import (
     cookie_secure,
     set_session_cookie,
 )
-from services.gateway.deps import Rpc
+from services.gateway.deps import PortalSlug, Rpc
 
 router = APIRouter(tags=["sign-in"])
-
-PortalSlug = Path(description="Portal slug", min_length=1, max_length=100, examples=["demo"])
 
 
 class EmailAccessBody(BaseModel):
