@@ -22,6 +22,25 @@ def portal_by_slug(session: Session, slug: str) -> Portal:
     return portal
 
 
+# Sign-in method -> (portal switch, what the refusal says).
+_METHODS = {
+    "email": ("email_access_enabled", "E-mail access is turned off for portal '{slug}'."),
+    "sso": ("sso_enabled", "SSO sign-in is turned off for portal '{slug}'."),
+    "anonymous": ("anonymous_enabled", "Anonymous sign-in is turned off for portal '{slug}'."),
+    "custom_sign_on": ("custom_sign_on_enabled", "Custom sign-on is not set up for portal '{slug}'."),
+}
+
+
+def portal_for_method(session: Session, slug: str, method: str) -> Portal:
+    """The portal, or `unknown_portal`; `method_disabled` when that sign-in method is off there."""
+    portal = portal_by_slug(session, slug)
+    switch, refusal = _METHODS[method]
+    enabled = getattr(portal, switch) and (method != "custom_sign_on" or bool(portal.custom_sign_on_redirect_uri))
+    if not enabled:
+        raise ServiceError(ErrorCode.method_disabled, refusal.format(slug=slug))
+    return portal
+
+
 def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, method: str,
                        portal: str | None = None, display_name: str | None = None,
                        role: str | None = None, password_hash: str | None = None) -> tuple[User, bool]:

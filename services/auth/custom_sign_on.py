@@ -6,7 +6,6 @@ another browser or a login started elsewhere."""
 import hashlib
 import json
 import secrets
-from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
 import nats.js.errors
@@ -20,7 +19,7 @@ from contracts.rpc import (
     CustomSignOnRedirect,
 )
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_by_slug
+from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.auth.portals import signing_keys
@@ -50,9 +49,7 @@ def safe_referral(referral: str, portal: str) -> str:
 
 
 def _portal(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
-    portal = portal_by_slug(session, slug)
-    if not portal.custom_sign_on_enabled or not portal.custom_sign_on_redirect_uri:
-        raise ServiceError(ErrorCode.method_disabled, f"Custom sign-on is not set up for portal '{slug}'.")
+    portal = portal_for_method(session, slug, "custom_sign_on")
     return portal, signing_keys(session, portal)
 
 
@@ -83,9 +80,7 @@ async def complete(service: Service, request: CompleteCustomSignOn) -> CustomSig
         return user
 
     user = await service.transaction(account)
-    record = session_for(user, method="custom_sign_on", portal=portal,
-                         lifetime=timedelta(hours=portal.session_lifetime_hours),
-                         idle=timedelta(minutes=portal.idle_timeout_minutes))
+    record = session_for(user, method="custom_sign_on", portal=portal)
     token = await open_session(service.resources["sessions"], record)
     await replace_session(service, request.replaces_session, user, portal, "custom_sign_on")
     log.info("signed in", method="custom_sign_on", user_id=user.id, portal=portal.slug)

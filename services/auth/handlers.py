@@ -18,7 +18,7 @@ from contracts.rpc import (
     VerifyEmailCode,
 )
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_by_slug
+from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
 from services.auth.sessions import end_session, open_session, session_for
@@ -36,16 +36,9 @@ def _code_hash(code_id: str, code: str) -> str:
     return hashlib.sha256(f"{code_id}:{code}".encode()).hexdigest()
 
 
-def _email_portal(session: Session, slug: str) -> Portal:
-    portal = portal_by_slug(session, slug)
-    if not portal.email_access_enabled:
-        raise ServiceError(ErrorCode.method_disabled, f"E-mail access is turned off for portal '{portal.slug}'.")
-    return portal
-
-
 def issue_code(session: Session, slug: str, email: str) -> tuple[Portal, User, str]:
     """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working."""
-    portal = _email_portal(session, slug)
+    portal = portal_for_method(session, slug, "email")
     user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="email",
                                  portal=portal.slug)
     now = datetime.now(UTC)
@@ -91,7 +84,7 @@ class CodeCheck(Enum):
 
 def check_code(session: Session, slug: str, email: str, code: str) -> tuple[CodeCheck, Portal, User | None]:
     """Counts the try (committed even when wrong) and uses the code up when right."""
-    portal = _email_portal(session, slug)
+    portal = portal_for_method(session, slug, "email")
     user = session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
     if user is None:
         return CodeCheck.wrong, portal, None
@@ -120,8 +113,7 @@ async def verify_email_code(service: Service, request: VerifyEmailCode) -> Sessi
         raise ServiceError(ErrorCode.invalid_code, "Too many wrong tries: this code no longer works; ask for a new one.")
     if result is not CodeCheck.ok or user is None:
         raise ServiceError(ErrorCode.invalid_code, "That code is wrong, used or expired; check it or ask for a new one.")
-    lifetime, idle = timedelta(hours=portal.session_lifetime_hours), timedelta(minutes=portal.idle_timeout_minutes)
-    record = session_for(user, method="email", portal=portal, lifetime=lifetime, idle=idle)
+    record = session_for(user, method="email", portal=portal)
     token = await open_session(service.resources["sessions"], record)
     if request.replaces_session:
         await end_session(service.resources["sessions"], request.replaces_session)

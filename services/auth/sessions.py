@@ -42,8 +42,13 @@ async def open_buckets(service: Service) -> None:
         scale=service.settings.rate_limit_scale)
 
 
-def session_for(user: User, *, method: SignInMethod, portal: Portal | None, lifetime: timedelta,
-                idle: timedelta) -> SessionRecord:
+def session_for(user: User, *, method: SignInMethod, portal: Portal | None, lifetime: timedelta | None = None,
+                idle: timedelta | None = None) -> SessionRecord:
+    """A session record; its lifetime and idle timeout are the portal's unless given."""
+    if lifetime is None or idle is None:
+        assert portal is not None, "a session without a portal needs its own lifetime and idle timeout"
+        lifetime = lifetime or timedelta(hours=portal.session_lifetime_hours)
+        idle = idle or timedelta(minutes=portal.idle_timeout_minutes)
     now = datetime.now(UTC)
     # An unverified browser typed an address; it learns nothing of the account behind it (its name).
     display_name = None if method == "email_unverified" else user.display_name

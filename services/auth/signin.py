@@ -17,7 +17,7 @@ from contracts.rpc import (
     StaffLogin,
 )
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_by_slug
+from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.auth.portals import signing_keys
@@ -41,22 +41,9 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
 
 
-def _portal_for(session: Session, slug: str, method: str) -> Portal:
-    portal = portal_by_slug(session, slug)
-    enabled = {"sso": portal.sso_enabled, "anonymous": portal.anonymous_enabled}[method]
-    if not enabled:
-        raise ServiceError(ErrorCode.method_disabled, f"{method.upper() if method == 'sso' else method.capitalize()} "
-                                                       f"sign-in is turned off for portal '{slug}'.")
-    return portal
-
-
 def _sso_context(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
-    portal = _portal_for(session, slug, "sso")
+    portal = portal_for_method(session, slug, "sso")
     return portal, signing_keys(session, portal)
-
-
-def _lifetimes(portal: Portal) -> tuple[timedelta, timedelta]:
-    return timedelta(hours=portal.session_lifetime_hours), timedelta(minutes=portal.idle_timeout_minutes)
 
 
 async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
@@ -76,8 +63,7 @@ async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
         return user
 
     user = await service.transaction(account)
-    lifetime, idle = _lifetimes(portal)
-    record = session_for(user, method="sso", portal=portal, lifetime=lifetime, idle=idle)
+    record = session_for(user, method="sso", portal=portal)
     token = await open_session(service.resources["sessions"], record)
     await replace_session(service, request.replaces_session, user, portal, "sso")
     log.info("signed in", method="sso", user_id=user.id, portal=portal.slug)
@@ -87,15 +73,14 @@ async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
 async def anonymous_login(service: Service, request: AnonymousLogin) -> SessionOpened:
     """A session as the portal's Anonymous user, where the portal allows requests without login."""
     def context(session: Session) -> tuple[Portal, User]:
-        portal = _portal_for(session, request.portal, "anonymous")
+        portal = portal_for_method(session, request.portal, "anonymous")
         user = session.get(User, portal.anonymous_user_id) if portal.anonymous_user_id else None
         if user is None:
             raise ServiceError(ErrorCode.internal_error, "This portal has no Anonymous user; run `portico migrate`.")
         return portal, user
 
     portal, user = await service.transaction(context)
-    lifetime, idle = _lifetimes(portal)
-    record = session_for(user, method="anonymous", portal=portal, lifetime=lifetime, idle=idle)
+    record = session_for(user, method="anonymous", portal=portal)
     token = await open_session(service.resources["sessions"], record)
     log.info("signed in", method="anonymous", portal=portal.slug)
     return SessionOpened(session_token=token, session=record)
