@@ -145,6 +145,8 @@ class Service:
         for hook in self._start_hooks:
             await hook(self)
         await self.broker.start()
+        # The server has our subscriptions once this round trip returns: "started" means requests are answered.
+        await self.broker.connection.flush(timeout=5)
         if self.relay_enabled:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for consumer in self.consumers:
