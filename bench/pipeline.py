@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,16 +23,16 @@ from pathlib import Path
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# harness first: it puts this checkout on sys.path for the imports below.
+from harness import ROOT, fetch_and_ack, percentile, run_in_temp_dir, running_nats
 
-from contracts.envelope import new_id  # noqa: E402
-from contracts.events import UserRegistered  # noqa: E402
-from services.runtime.db import make_engine, session_scope  # noqa: E402
-from services.runtime.migrations import upgrade  # noqa: E402
-from services.runtime.nats import EmbeddedNats, ensure_streams  # noqa: E402
-from services.runtime.outbox import OutboxRelay, record_event  # noqa: E402
-from tests.helpers import rows  # noqa: E402
+from contracts.envelope import new_id
+from contracts.events import UserRegistered
+from services.runtime.db import make_engine, session_scope
+from services.runtime.migrations import upgrade
+from services.runtime.nats import ensure_streams
+from services.runtime.outbox import OutboxRelay, record_event
+from tests.helpers import rows
 
 
 async def raw_baseline(url: str, n: int) -> float:
@@ -47,13 +46,7 @@ async def raw_baseline(url: str, n: int) -> float:
     await js.publish_async_completed()
     sub = await js.pull_subscribe("baseline.e", durable="baseline",
                                   config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT))
-    got = 0
-    while got < n:
-        msgs = await sub.fetch(500, timeout=5)
-        for msg in msgs:
-            await msg.ack()
-        got += len(msgs)
-    await nc.flush()
+    await fetch_and_ack(nc, sub, n)
     elapsed = time.perf_counter() - started
     await nc.close()
     return n / elapsed
@@ -173,11 +166,18 @@ async def pipeline(url: str, work: Path, n: int, rate: int, seconds: float, log_
         "consumer": consumer_rate,
         "offered": offered,
         "p50": statistics.median(latencies),
-        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "p99": percentile(latencies, 0.99),
     }
 
 
-async def main() -> None:
+async def measure(args: argparse.Namespace, work: Path) -> tuple[float, dict[str, float]]:
+    with running_nats(work, args.sync) as server:
+        baseline = await raw_baseline(server.url, args.events)
+        result = await pipeline(server.url, work, args.events, args.rate, args.seconds, args.log_level)
+    return baseline, result
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rate", type=int, default=1000, help="offered rate for the latency run (events/s)")
@@ -185,15 +185,7 @@ async def main() -> None:
     parser.add_argument("--sync", default="always", help="nats-server sync_interval (as make run sets it)")
     parser.add_argument("--log-level", default="WARNING", help="the consumer process's PORTICO_LOG_LEVEL")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp:
-        work = Path(tmp)
-        server = EmbeddedNats(work / "nats", sync_interval=args.sync).start()
-        try:
-            baseline = await raw_baseline(server.url, args.events)
-            result = await pipeline(server.url, work, args.events, args.rate, args.seconds, args.log_level)
-        finally:
-            server.stop()
+    baseline, result = run_in_temp_dir(lambda work: measure(args, work))
 
     print(f"nats-server sync_interval={args.sync}, consumer log level {args.log_level}, {args.events} events")
     print(f"raw nats-py baseline (publish_async + fetch(500)/ack):  {baseline:10,.0f} msg/s")
@@ -205,4 +197,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

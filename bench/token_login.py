@@ -14,28 +14,21 @@ process (one event loop); nats-server is the embedded child process.
 import argparse
 import asyncio
 import statistics
-import sys
-import tempfile
 import time
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
 import jwt
 import uvicorn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# harness first: it puts this checkout on sys.path for the imports below.
+from harness import percentile, refuse_cookies, run_in_temp_dir, running_nats, seed_auth
 
-from services.auth.app import build  # noqa: E402
-from services.auth.seed import seed_demo  # noqa: E402
-from services.gateway.app import create_app  # noqa: E402
-from services.runtime.db import make_engine, session_scope  # noqa: E402
-from services.runtime.logging import configure_logging  # noqa: E402
-from services.runtime.migrations import upgrade  # noqa: E402
-from services.runtime.nats import EmbeddedNats, free_port  # noqa: E402
-from services.runtime.settings import Settings  # noqa: E402
-from tests.helpers import rows  # noqa: E402
+from services.auth.app import build
+from services.gateway.app import create_app
+from services.runtime.logging import configure_logging
+from services.runtime.nats import free_port
+from services.runtime.settings import Settings
 
 EMAILS = [f"bench{i:02d}@example.com" for i in range(50)]
 WARMUP = 100
@@ -76,13 +69,7 @@ async def drive(client: httpx.AsyncClient, tokens: list[str], concurrency: int) 
 
 async def portico(nats_url: str, work: Path, logins: int, concurrency: int) -> dict[str, float]:
     auth_db = f"sqlite:///{work / 'auth.sqlite3'}"
-    upgrade("auth", auth_db)
-    engine = make_engine(auth_db)
-    with session_scope(engine) as session:
-        seed_demo(session, api_key="bench-api-key-0123456789", admin_password="bench-admin-password")
-    engine.dispose()
-    secret = rows(auth_db, "SELECT s.secret FROM portal_secrets s JOIN portals p ON p.id = s.portal_id "
-                           "WHERE p.slug = 'demo' AND s.revoked_at IS NULL ORDER BY s.created_at DESC")[0][0]
+    secret = seed_auth(auth_db).sso_secret
     warmup, timed = sign(secret, WARMUP), sign(secret, logins)
     baseline = raw_decode(timed, secret, max(logins, 20_000))
 
@@ -96,8 +83,7 @@ async def portico(nats_url: str, work: Path, logins: int, concurrency: int) -> d
                                            access_log=False, lifespan="on"))
     serving = asyncio.create_task(server.serve())
     # Refuse every cookie: a kept session cookie would make each login also end the previous session.
-    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, cookies=jar,
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, cookies=refuse_cookies(),
                                limits=httpx.Limits(max_connections=concurrency))
     try:
         deadline = time.monotonic() + 15
@@ -113,26 +99,23 @@ async def portico(nats_url: str, work: Path, logins: int, concurrency: int) -> d
         server.should_exit = True
         await serving
         await auth.stop()
-    latencies.sort()
     return {"baseline": baseline, "rate": rate, "p50": statistics.median(latencies),
-            "p99": latencies[int(len(latencies) * 0.99) - 1]}
+            "p99": percentile(latencies, 0.99)}
 
 
-async def main() -> None:
+async def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    with running_nats(work, args.sync) as server:
+        return await portico(server.url, work, args.logins, args.concurrency)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logins", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sync", default="always", help="nats-server sync_interval (as make run sets it)")
     args = parser.parse_args()
     configure_logging("bench", "WARNING")
-
-    with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp:
-        work = Path(tmp)
-        server = EmbeddedNats(work / "nats", sync_interval=args.sync).start()
-        try:
-            result = await portico(server.url, work, args.logins, args.concurrency)
-        finally:
-            server.stop()
+    result = run_in_temp_dir(lambda work: measure(args, work))
 
     print(f"nats-server sync_interval={args.sync}; gateway, auth (SQLite) and load generator in one process; "
           f"{args.logins} logins after {WARMUP} warm-up, {args.concurrency} in flight, {len(EMAILS)} e-mails, "
@@ -144,4 +127,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -31,6 +31,22 @@ class ErrorCode(StrEnum):
     invalid_code = "invalid_code"
     invalid_state = "invalid_state"
     rate_limited = "rate_limited"
+    payload_too_large = "payload_too_large"
+    message_empty = "message_empty"
+    message_too_long = "message_too_long"
+    too_many_attachments = "too_many_attachments"
+    attachment_too_large = "attachment_too_large"
+    attachment_empty = "attachment_empty"
+    attachment_type_not_allowed = "attachment_type_not_allowed"
+    attachment_malformed = "attachment_malformed"
+    conversation_closed = "conversation_closed"
+    reopen_disabled = "reopen_disabled"
+    reopen_window_passed = "reopen_window_passed"
+    my_conversations_disabled = "my_conversations_disabled"
+    wrong_portal = "wrong_portal"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_in_progress = "idempotency_in_progress"
+    invalid_signature = "invalid_signature"
     service_unavailable = "service_unavailable"
     service_timeout = "service_timeout"
     internal_error = "internal_error"
@@ -62,6 +78,22 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.invalid_code: 401,
     ErrorCode.invalid_state: 400,
     ErrorCode.rate_limited: 429,
+    ErrorCode.payload_too_large: 413,
+    ErrorCode.message_empty: 422,
+    ErrorCode.message_too_long: 422,
+    ErrorCode.too_many_attachments: 422,
+    ErrorCode.attachment_too_large: 413,
+    ErrorCode.attachment_empty: 422,
+    ErrorCode.attachment_type_not_allowed: 415,
+    ErrorCode.attachment_malformed: 422,
+    ErrorCode.conversation_closed: 409,
+    ErrorCode.reopen_disabled: 403,
+    ErrorCode.reopen_window_passed: 403,
+    ErrorCode.my_conversations_disabled: 403,
+    ErrorCode.wrong_portal: 403,
+    ErrorCode.idempotency_key_reused: 422,
+    ErrorCode.idempotency_in_progress: 409,
+    ErrorCode.invalid_signature: 401,
     ErrorCode.service_unavailable: 503,
     ErrorCode.service_timeout: 504,
     ErrorCode.internal_error: 500,

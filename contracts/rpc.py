@@ -284,3 +284,53 @@ class StaffMember(BaseModel):
 
 class StaffList(Reply):
     staff: list[StaffMember]
+
+
+# -- auth: accounts for other services -------------------------------------------------------
+
+class EnsureCustomer(Request):
+    """The customer account for an e-mail, created (with `UserRegistered`) when the org has none.
+
+    Used for messages that arrive on other channels (inbound webhooks, e-mail)."""
+
+    org_id: str = Field(max_length=26)
+    portal: str = Field(min_length=1, max_length=100, description="Portal the message is for; must be the org's.")
+    email: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class CustomerAccount(Reply):
+    user_id: str
+    email: str = Field(description="Normalised (lower-cased) e-mail.")
+    display_name: str | None
+    created: bool = Field(description="The account was created by this call.")
+
+
+class CreateStaff(Request):
+    """A staff account; the password is generated and shown once unless one is given."""
+
+    actor: Actor
+    email: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Literal["agent", "content_manager", "admin"]
+    password: str | None = Field(default=None, min_length=12, max_length=1024)
+
+
+class StaffCreated(Reply):
+    member: StaffMember
+    password: str | None = Field(description="The generated password, shown this once; null when one was given.")
+
+
+class GetPortalInfo(Request):
+    """auth: what other services may know of a portal (no secrets, no admin)."""
+
+    portal: str = Field(min_length=1, max_length=100)
+
+
+class PortalInfo(Reply):
+    slug: str
+    name: str
+    org_id: str
+    kb_id: str = Field(default="", description="The portal's knowledge base id.")
+    sign_in_methods: list[str] = Field(default_factory=list,
+                                       description="Enabled: `sso`, `custom_sign_on`, `email`, `anonymous`.")

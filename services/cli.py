@@ -18,6 +18,9 @@ from services.runtime.settings import Settings
 app = typer.Typer(help="Portico operator commands.", no_args_is_help=True, add_completion=False)
 dlq_app = typer.Typer(help="Events consumers gave up on.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+notifications_app = typer.Typer(help="E-mails and webhooks to customers: failed ones, retrying them.",
+                                no_args_is_help=True)
+app.add_typer(notifications_app, name="notifications")
 
 
 def _service_module(service: str, module: str = "app"):  # type: ignore[no-untyped-def]
@@ -69,11 +72,18 @@ def seed() -> None:
 
     settings = Settings()
     creds = demo_credentials(settings)
+    from services.kb.seed import seed_demo as seed_kb
+
     engine = make_engine(settings.database_url("auth"))
     with session_scope(engine) as session:
-        seed_demo(session, api_key=creds["api_key"], admin_password=creds["admin_password"])
+        portal = seed_demo(session, api_key=creds["api_key"], admin_password=creds["admin_password"])
+        slug, org_id, kb_id = portal.slug, portal.org_id, portal.kb_id
     engine.dispose()
-    typer.echo(f"seeded demo org: portal demo, admin {DEMO_ADMIN_EMAIL}")
+    engine = make_engine(settings.database_url("kb"))
+    with session_scope(engine) as session:
+        seed_kb(session, portal=slug, org_id=org_id, kb_id=kb_id)
+    engine.dispose()
+    typer.echo(f"seeded demo org: portal demo (knowledge base with sample articles), admin {DEMO_ADMIN_EMAIL}")
 
 
 def _banner(settings: Settings, creds: dict[str, str], nats_url: str) -> str:
@@ -88,6 +98,10 @@ def _banner(settings: Settings, creds: dict[str, str], nats_url: str) -> str:
         f"  Password:      {creds['admin_password']}",
         f"  org.admin key: {creds['api_key']}",
         f"  NATS:          {nats_url}",
+        (f"  E-mail out:    {url}/dev/mail  (files in {(settings.data_dir / 'mail').resolve()})"
+         if settings.smtp_url is None else "  E-mail out:    PORTICO_SMTP_URL"),
+        f"  Replies in:    SMTP {settings.inbound_smtp_host}:{settings.inbound_smtp_port} for *@{settings.reply_domain}"
+        " (if taken, the notifications log names the port used)",
         f"  Data:          {settings.data_dir.resolve()}",
         "  Stop with Ctrl-C.",
         "=" * 64,
@@ -205,6 +219,57 @@ async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
         return rows
     finally:
         await nc.close()
+
+
+def _ask_notifications(operation: str, body: dict[str, object]) -> dict[str, object]:
+    """One request to the running notifications service over NATS."""
+    import nats
+    import nats.errors
+
+    async def ask() -> dict[str, object]:
+        nc = await nats.connect(Settings().resolved_nats_url, connect_timeout=3, max_reconnect_attempts=0)
+        try:
+            reply = await nc.request(f"rpc.notifications.{operation}", json.dumps(body).encode(), timeout=10)
+        except nats.errors.NoRespondersError:
+            raise typer.Exit(_fail("the notifications service is not running")) from None
+        finally:
+            await nc.close()
+        answer = json.loads(reply.data or b"{}")
+        if "error" in answer:
+            raise typer.Exit(_fail(f"{answer['error']}: {answer.get('message', '')}"))
+        return answer["data"]
+
+    return asyncio.run(ask())
+
+
+def _fail(message: str) -> int:
+    typer.echo(message, err=True)
+    return 1
+
+
+@notifications_app.command("failed")
+def notifications_failed(as_json: bool = typer.Option(False, "--json", help="One JSON object a line."),
+                         status: str = typer.Option("failed", help="failed, pending, sent or cancelled.")) -> None:
+    """Notifications that gave up after their last try (or in another state), newest first."""
+    rows = _ask_notifications("list_notifications", {"status": status})["notifications"]
+    if as_json:
+        for row in rows:  # type: ignore[union-attr]
+            typer.echo(json.dumps(row))
+        return
+    if not rows:
+        typer.echo(f"no {status} notifications")
+    for row in rows:  # type: ignore[union-attr]
+        typer.echo(f"{row['id']} {row['created_at']} {row['kind']} channel={row['channel']} "
+                   f"conversation={row['conversation_id']} tries={row['attempts']}\n    error: {row['last_error']}")
+
+
+@notifications_app.command("retry")
+def notifications_retry(notification_id: str) -> None:
+    """Put a failed notification back in the queue and try it now."""
+    answer = _ask_notifications("retry_notification", {"notification_id": notification_id})
+    notification = answer["notification"]
+    typer.echo(f"{notification['id']}: {notification['status']} after {notification['attempts']} "  # type: ignore[index]
+               f"tr{'y' if notification['attempts'] == 1 else 'ies'}")  # type: ignore[index]
 
 
 @app.command()

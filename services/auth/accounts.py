@@ -8,6 +8,8 @@ from sqlmodel import Session, select
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import UserRegistered
+from contracts.rpc import CustomerAccount, EnsureCustomer, GetPortalInfo, PortalInfo
+from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
@@ -34,11 +36,14 @@ _METHODS = {
 def portal_for_method(session: Session, slug: str, method: str) -> Portal:
     """The portal, or `unknown_portal`; `method_disabled` when that sign-in method is off there."""
     portal = portal_by_slug(session, slug)
-    switch, refusal = _METHODS[method]
-    enabled = getattr(portal, switch) and (method != "custom_sign_on" or bool(portal.custom_sign_on_redirect_uri))
-    if not enabled:
-        raise ServiceError(ErrorCode.method_disabled, refusal.format(slug=slug))
+    if not _enabled(portal, method):
+        raise ServiceError(ErrorCode.method_disabled, _METHODS[method][1].format(slug=slug))
     return portal
+
+
+def _enabled(portal: Portal, method: str) -> bool:
+    switch = _METHODS[method][0]
+    return bool(getattr(portal, switch)) and (method != "custom_sign_on" or bool(portal.custom_sign_on_redirect_uri))
 
 
 def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, method: str,
@@ -67,3 +72,23 @@ def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, 
         return existing, False
     log.info("account created", user_id=user.id, org_id=org_id, kind=kind, method=method)
     return user, True
+
+
+def ensure_customer(session: Session, request: EnsureCustomer) -> CustomerAccount:
+    """The customer behind a message from another channel; created on first contact."""
+    portal = portal_by_slug(session, request.portal)
+    if portal.org_id != request.org_id:
+        raise ServiceError(ErrorCode.unknown_portal, f"There is no portal '{request.portal}'.")
+    email = normalize_email(request.email)
+    user, created = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="channel",
+                                       portal=portal.slug, display_name=request.display_name)
+    if user.kind != "customer":
+        raise ServiceError(ErrorCode.invalid_email, "That address belongs to a staff account, not a customer.")
+    return CustomerAccount(user_id=user.id, email=user.email, display_name=user.display_name, created=created)
+
+
+def portal_info(session: Session, request: GetPortalInfo) -> PortalInfo:
+    portal = portal_by_slug(session, request.portal)
+    methods = [m for m in _METHODS if _enabled(portal, m)]
+    return PortalInfo(slug=portal.slug, name=portal.name, org_id=portal.org_id, kb_id=portal.kb_id,
+                      sign_in_methods=methods)

@@ -13,6 +13,7 @@ from contracts.rpc import (
     ApiKeyView,
     CreateApiKey,
     CreatePortal,
+    CreateStaff,
     GetPortal,
     KbSecret,
     KbSettings,
@@ -24,13 +25,16 @@ from contracts.rpc import (
     RevokeSecret,
     RotateSecret,
     SecretRevoked,
+    StaffCreated,
     StaffList,
     StaffMember,
     UpdatePortalSettings,
     VerifyApiKey,
 )
 from services.auth import portals
-from services.auth.domain import hash_api_key, new_api_key
+from services.auth.accounts import get_or_create_user
+from services.auth.domain import hash_api_key, new_api_key, new_password, normalize_email
+from services.auth.signin import hash_password
 from services.auth.models import ApiKey, Portal, PortalSecret, User
 
 
@@ -128,3 +132,16 @@ def list_staff(session: Session, request: ListStaff) -> StaffList:
                          .order_by(col(User.email))).all()
     return StaffList(staff=[StaffMember(id=u.id, email=u.email, display_name=u.display_name, role=u.role)
                             for u in users])
+
+
+def create_staff(session: Session, request: CreateStaff) -> StaffCreated:
+    portals.require_admin(request.actor, request.actor.org_id)
+    email = normalize_email(request.email)
+    password = request.password or new_password()
+    user, created = get_or_create_user(session, org_id=request.actor.org_id, email=email, kind="staff",
+                                       method="admin", display_name=request.display_name, role=request.role,
+                                       password_hash=hash_password(password))
+    if not created:
+        raise ServiceError(ErrorCode.conflict, f"{email} already has an account in this organisation.")
+    return StaffCreated(member=StaffMember(id=user.id, email=user.email, display_name=user.display_name,
+                                           role=user.role), password=None if request.password else password)

@@ -2,7 +2,7 @@
 
 from contracts import rpc
 from contracts.events import IdentityLinked, UserRegistered
-from services.auth import admin, custom_sign_on, handlers, signin
+from services.auth import accounts, admin, custom_sign_on, handlers, signin
 from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -31,6 +31,9 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         "list_api_keys": (rpc.ListApiKeys, admin.list_api_keys),
         "revoke_api_key": (rpc.RevokeApiKey, admin.revoke_api_key),
         "list_staff": (rpc.ListStaff, admin.list_staff),
+        "create_staff": (rpc.CreateStaff, admin.create_staff),
+        "ensure_customer": (rpc.EnsureCustomer, accounts.ensure_customer),
+        "portal_info": (rpc.GetPortalInfo, accounts.portal_info),
     }
     for operation, (request, handler) in endpoints.items():
         service.rpc(operation, request)(handler)

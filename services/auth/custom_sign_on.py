@@ -19,16 +19,14 @@ from contracts.rpc import (
     CustomSignOnRedirect,
 )
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_for_method
+from services.auth.accounts import portal_for_method
 from services.auth.domain import normalize_email
-from services.auth.models import Portal, User
+from services.auth.models import Portal
 from services.auth.portals import signing_keys
-from services.auth.sessions import open_session, replace_session, session_for
+from services.auth.signin import sign_in_customer
 from services.auth.tokens import SigningKey, verify_token
-from services.runtime.logging import get_logger
 from services.runtime.service import Service
 
-log = get_logger("portico.auth")
 
 EXTERNAL_TOKEN_MAX_AGE = 15 * 60
 
@@ -72,18 +70,8 @@ async def complete(service: Service, request: CompleteCustomSignOn) -> CustomSig
     state = await _take_state(service, request)
     claims = verify_token(request.external_token, keys, max_age_seconds=EXTERNAL_TOKEN_MAX_AGE)
     email = normalize_email(claims["email"])
-
-    def account(session: Session) -> User:
-        user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer",
-                                     method="custom_sign_on", portal=portal.slug,
-                                     display_name=claims.get("displayName"))
-        return user
-
-    user = await service.transaction(account)
-    record = session_for(user, method="custom_sign_on", portal=portal)
-    token = await open_session(service.resources["sessions"], record)
-    await replace_session(service, request.replaces_session, user, portal, "custom_sign_on")
-    log.info("signed in", method="custom_sign_on", user_id=user.id, portal=portal.slug)
+    token, record = await sign_in_customer(service, portal, email, claims.get("displayName"), "custom_sign_on",
+                                           request.replaces_session)
     return CustomSignOnDone(session_token=token, session=record, referral_url=state["referral"])
 
 

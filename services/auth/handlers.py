@@ -1,7 +1,9 @@
 """E-mail access: a one-time code by e-mail, then sign-in with it."""
 
+import asyncio
 import hashlib
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
@@ -21,7 +23,7 @@ from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
-from services.auth.sessions import end_session, open_session, session_for
+from services.auth.sessions import open_session, replace_session, session_for
 from services.runtime.logging import get_logger
 from services.runtime.service import Service
 
@@ -30,6 +32,8 @@ log = get_logger("portico.auth")
 CODE_LIFETIME = timedelta(minutes=10)
 CODE_TRIES = 5
 UNVERIFIED_SESSION = timedelta(hours=1)
+# Every answer to a code request takes this long, whether the e-mail is new or known.
+EMAIL_START_SECONDS = 0.25
 
 
 def _code_hash(code_id: str, code: str) -> str:
@@ -55,9 +59,18 @@ def issue_code(session: Session, slug: str, email: str) -> tuple[Portal, User, s
 async def start_email_access(service: Service, request: StartEmailAccess) -> EmailAccessStarted:
     """Start e-mail access: the account is created if the e-mail is new, and a code is e-mailed.
 
-    The answer is the same whether or not the e-mail had an account. Until the code is entered the
-    browser holds an unverified session, which sees only what it creates itself.
+    The answer is the same whether or not the e-mail had an account, and so is its timing: creating
+    an account (and a slow mail server) takes longer, so every answer waits until the same moment.
+    Until the code is entered the browser holds an unverified session, which sees only what it creates.
     """
+    started = time.monotonic()
+    try:
+        return await _start_email_access(service, request)
+    finally:
+        await asyncio.sleep(max(0.0, EMAIL_START_SECONDS - (time.monotonic() - started)))
+
+
+async def _start_email_access(service: Service, request: StartEmailAccess) -> EmailAccessStarted:
     limiter = service.resources["limits"]
     await limiter.hit(limits.CODE_REQUESTS_PER_IP, request.client_ip)
     email = normalize_email(request.email)
@@ -71,8 +84,7 @@ async def start_email_access(service: Service, request: StartEmailAccess) -> Ema
     record = session_for(user, method="email_unverified", portal=portal, lifetime=UNVERIFIED_SESSION,
                          idle=UNVERIFIED_SESSION)
     token = await open_session(service.resources["sessions"], record)
-    if request.replaces_session:
-        await end_session(service.resources["sessions"], request.replaces_session)
+    await replace_session(service, request.replaces_session, user, portal, "email_unverified", token)
     return EmailAccessStarted(portal=portal.slug, status="pending_verification", session_token=token, session=record)
 
 
@@ -115,7 +127,6 @@ async def verify_email_code(service: Service, request: VerifyEmailCode) -> Sessi
         raise ServiceError(ErrorCode.invalid_code, "That code is wrong, used or expired; check it or ask for a new one.")
     record = session_for(user, method="email", portal=portal)
     token = await open_session(service.resources["sessions"], record)
-    if request.replaces_session:
-        await end_session(service.resources["sessions"], request.replaces_session)
+    await replace_session(service, request.replaces_session, user, portal, "email", token)
     log.info("signed in", method="email", user_id=user.id, portal=portal.slug)
     return SessionOpened(session_token=token, session=record)

@@ -77,15 +77,18 @@ async def end_session(kv: KeyValue, token: str) -> SessionRecord | None:
 
 
 async def replace_session(service: Service, token: str | None, user: User, portal: Portal,
-                          method: Literal["sso", "custom_sign_on"]) -> None:
-    """End the browser's earlier session; if it was anonymous or unverified, link that identity to `user`."""
+                          method: Literal["sso", "custom_sign_on", "email", "email_unverified"],
+                          new_token: str) -> None:
+    """End the browser's earlier session; if it was anonymous or unverified, link that identity to `user`
+    (for `email_unverified`: carry what the browser created over to its new session)."""
     if not token:
         return
     earlier = await end_session(service.resources["sessions"], token)
-    if earlier is None or earlier.method not in ("anonymous", "email_unverified") or earlier.user_id == user.id:
+    if earlier is None or earlier.method not in ("anonymous", "email_unverified") or earlier.portal != portal.slug:
         return
     event = IdentityLinked(portal=portal.slug, from_user_id=earlier.user_id, from_method=earlier.method,
-                           from_session=session_key(token), to_user_id=user.id, method=method)
+                           from_session=session_key(token), to_user_id=user.id, to_session=session_key(new_token),
+                           method=method)
 
     def record(session: Session) -> None:
         record_event(session, event, org_id=user.org_id, aggregate_id=user.id, aggregate_version=1)

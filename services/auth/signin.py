@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,6 +17,7 @@ from contracts.rpc import (
     SsoLogin,
     StaffLogin,
 )
+from contracts.sessions import SessionRecord
 from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
@@ -41,6 +43,10 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
 
 
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
 def _sso_context(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
     portal = portal_for_method(session, slug, "sso")
     return portal, signing_keys(session, portal)
@@ -57,17 +63,27 @@ async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
     if "jti" in claims:
         await remember_jti(service.resources["jti"], portal.id, claims["jti"])
 
+    token, record = await sign_in_customer(service, portal, email, claims.get("displayName"), "sso",
+                                           request.replaces_session)
+    return SessionOpened(session_token=token, session=record)
+
+
+async def sign_in_customer(service: Service, portal: Portal, email: str, display_name: str | None,
+                           method: Literal["sso", "custom_sign_on"],
+                           replaces_session: str | None) -> tuple[str, SessionRecord]:
+    """A customer whose token was verified: their account (created on first login), a new session, and
+    the browser's earlier anonymous or unverified identity linked to them."""
     def account(session: Session) -> User:
-        user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="sso",
-                                     portal=portal.slug, display_name=claims.get("displayName"))
+        user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method=method,
+                                     portal=portal.slug, display_name=display_name)
         return user
 
     user = await service.transaction(account)
-    record = session_for(user, method="sso", portal=portal)
+    record = session_for(user, method=method, portal=portal)
     token = await open_session(service.resources["sessions"], record)
-    await replace_session(service, request.replaces_session, user, portal, "sso")
-    log.info("signed in", method="sso", user_id=user.id, portal=portal.slug)
-    return SessionOpened(session_token=token, session=record)
+    await replace_session(service, replaces_session, user, portal, method, token)
+    log.info("signed in", method=method, user_id=user.id, portal=portal.slug)
+    return token, record
 
 
 async def anonymous_login(service: Service, request: AnonymousLogin) -> SessionOpened:

@@ -1,11 +1,13 @@
 """conversations' event handlers: each applies one event inside the consumer's transaction."""
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from contracts.envelope import EventEnvelope
-from contracts.events import UserRegistered
-from services.conversations.models import Customer
+from contracts.events import EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
+from services.conversations import store
+from services.conversations.models import Conversation, Customer, InboundReceipt, Viewer
 from services.runtime.logging import get_logger
+from services.runtime.outbox import record_event
 from services.runtime.readmodel import upsert_newer
 
 log = get_logger("portico.conversations")
@@ -18,3 +20,63 @@ def record_customer(session: Session, event: UserRegistered, envelope: EventEnve
         "kind": event.kind, "registered_at": envelope.occurred_at, "version": envelope.aggregate_version,
     })
     log.info("customer recorded", customer_id=event.user_id, org_id=envelope.org_id)
+
+
+def _see(session: Session, viewer: str, conversation: Conversation, role: str) -> None:
+    row = session.get(Viewer, (viewer, conversation.id))
+    if row is None:
+        row = Viewer(viewer=viewer, conversation_id=conversation.id, portal=conversation.portal, role=role,
+                     status=conversation.status, channel=conversation.channel,
+                     last_activity_at=conversation.last_activity_at)
+    row.role = role
+    session.add(row)
+
+
+def link_identity(session: Session, event: IdentityLinked, envelope: EventEnvelope) -> None:
+    """What the browser created as an anonymous or unverified identity now belongs to the customer who
+    signed in there: they become its reporter, and the earlier identity stays on as a participant.
+    A browser that only moved on to an unverified session keeps seeing what it created."""
+    created = session.exec(select(Viewer).where(Viewer.viewer == f"s:{event.from_session}",
+                                                Viewer.role == "creator")).all()
+    for row in created:
+        conversation = session.get(Conversation, row.conversation_id)
+        if conversation is None or conversation.portal != event.portal:
+            continue
+        if event.to_session:
+            _see(session, f"s:{event.to_session}", conversation, "creator")
+        if event.method == "email_unverified" or conversation.customer_id == event.to_user_id:
+            continue  # not signed in yet, replayed, or already linked
+        earlier = conversation.customer_id
+        conversation.customer_id = event.to_user_id
+        # An unverified identity is only an address someone typed: it stays on the record, but its
+        # owner, who may never have used that browser, does not see the conversation.
+        _see(session, earlier, conversation, "former" if event.from_method == "email_unverified" else "participant")
+        _see(session, event.to_user_id, conversation, "reporter")
+        store.add_event(session, conversation, author=store.Author(None, "system"), event="reporter_changed",
+                        detail={"from": earlier, "to": event.to_user_id}, internal=True)
+        record_event(session, ReporterChanged(
+            conversation_id=conversation.id, portal=conversation.portal, from_customer_id=earlier,
+            to_customer_id=event.to_user_id, reason="identity_linked"),
+            org_id=conversation.org_id, aggregate_id=conversation.id, aggregate_version=conversation.version,
+            causation_id=envelope.id)
+        log.info("reporter changed", conversation_id=conversation.id, reason="identity_linked")
+
+
+def email_received(session: Session, event: EmailReceived, envelope: EventEnvelope) -> None:
+    """An e-mail notifications accepted (the sender already checked) becomes a message on channel `email`:
+    in the conversation it answers, or in a new one. The same e-mail is posted once."""
+    if session.get(InboundReceipt, (envelope.org_id, "email", event.email_message_id)) is not None:
+        return
+    author = store.Author(event.customer_id, "customer")
+    conversation = session.get(Conversation, event.conversation_id) if event.conversation_id else None
+    if conversation is None or conversation.org_id != envelope.org_id:
+        conversation = store.create_conversation(
+            session, org_id=envelope.org_id, portal=event.portal, customer_id=event.customer_id, channel="email",
+            subject=event.conversation_subject, viewers=[(event.customer_id, "reporter")])
+    elif conversation.status == "closed":
+        store.reopen(session, conversation, author=author)
+    message = store.add_message(session, conversation, author=author, body=event.body, channel="email",
+                                attachments=event.attachments, in_reply_to=event.email_message_id)
+    session.add(InboundReceipt(org_id=envelope.org_id, channel="email", external_message_id=event.email_message_id,
+                               conversation_id=conversation.id, message_id=message.id, created_at=store.now()))
+    log.info("e-mail posted", conversation_id=conversation.id, matched_by=event.matched_by)

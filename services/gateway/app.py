@@ -13,7 +13,19 @@ from tenacity import AsyncRetrying, wait_exponential
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.sessions import MAX_SESSION_DAYS, SESSIONS_BUCKET
-from services.gateway import routes_admin, routes_health, routes_login, routes_session
+from services.gateway import (
+    routes_admin,
+    routes_admin_conversations,
+    routes_admin_kb,
+    routes_agent,
+    routes_channels,
+    routes_conversations,
+    routes_health,
+    routes_kb,
+    routes_login,
+    routes_notifications,
+    routes_session,
+)
 from services.gateway.errors import install_error_handlers
 from services.runtime.kv import ensure_bucket
 from services.runtime.logging import correlation_id, get_logger
@@ -85,4 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_session.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_login.router)
+    app.include_router(routes_conversations.router)
+    app.include_router(routes_agent.router)
+    app.include_router(routes_channels.router)
+    app.include_router(routes_admin_conversations.router)
+    app.include_router(routes_notifications.router)
+    app.include_router(routes_kb.router)
+    app.include_router(routes_admin_kb.router)
     return app

@@ -7,10 +7,12 @@ import nats.js.errors
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
+from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor, ApiKeyIdentity, VerifyApiKey
 from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
-from services.gateway.deps import Rpc
+from services.gateway.deps import PortalSlug, Rpc
+from services.runtime.rpc import RpcClient
 
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -63,8 +65,8 @@ async def require_session(request: Request) -> tuple[str, SessionRecord]:
     return found
 
 
-async def require_admin(request: Request, rpc: Rpc) -> Actor:
-    """An `org.admin` API key (`Authorization: Bearer ...`) or a signed-in staff admin."""
+async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
+    """An API key (`Authorization: Bearer ...`) or a signed-in staff member; the service checks the role."""
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, key = header.partition(" ")
@@ -74,11 +76,34 @@ async def require_admin(request: Request, rpc: Rpc) -> Actor:
         return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}")
     found = await read_session(request)
     if found is None:
-        raise ServiceError(ErrorCode.unauthorized, "Sign in as an admin or send an org.admin API key.")
+        raise ServiceError(ErrorCode.unauthorized, f"Sign in as staff or send an API key to use the {api} API.")
     _, record = found
     if record.kind != "staff":
-        raise ServiceError(ErrorCode.forbidden, "Only staff may use the admin API.")
+        raise ServiceError(ErrorCode.forbidden, f"Only staff may use the {api} API.")
     return Actor(org_id=record.org_id, role=record.role or "", principal=f"user:{record.user_id}")
+
+
+async def require_admin(request: Request, rpc: Rpc) -> Actor:
+    """An `org.admin` API key or a signed-in staff admin (auth and conversations check the role)."""
+    return await _staff_actor(request, rpc, "admin")
+
+
+async def require_agent(request: Request, rpc: Rpc) -> Actor:
+    """A signed-in agent or admin, or an `org.agent` / `org.admin` API key."""
+    return await _staff_actor(request, rpc, "agent")
+
+
+async def require_viewer(request: Request, portal: str = PortalSlug) -> Viewer:
+    """The customer (or anonymous browser) signed in to this portal."""
+    token, record = await require_session(request)
+    if record.kind == "staff" or record.portal is None:
+        raise ServiceError(ErrorCode.forbidden, "Staff work conversations in the agent API (/api/v1/agent/...).")
+    if record.portal != portal:
+        raise ServiceError(ErrorCode.wrong_portal,
+                           f"This session belongs to portal '{record.portal}'; sign in to '{portal}' first.")
+    return Viewer(user_id=record.user_id, org_id=record.org_id, portal=record.portal, kind=record.kind,
+                  method=record.method, session_key=session_key(token), email=record.email,
+                  display_name=record.display_name)
 
 
 def cookie_secure(request: Request) -> bool:
@@ -97,3 +122,5 @@ def clear_session_cookie(response: Response, secure: bool) -> None:
 
 CurrentSession = Annotated[tuple[str, SessionRecord], Depends(require_session)]
 AdminActor = Annotated[Actor, Depends(require_admin)]
+AgentActor = Annotated[Actor, Depends(require_agent)]
+CustomerViewer = Annotated[Viewer, Depends(require_viewer)]

@@ -12,6 +12,7 @@ from contracts.rpc import (
     ApiKeyView,
     CreateApiKey,
     CreatePortal,
+    CreateStaff,
     GetPortal,
     KbSecret,
     KbSettings,
@@ -24,6 +25,7 @@ from contracts.rpc import (
     RevokeSecret,
     RotateSecret,
     SecretRevoked,
+    StaffCreated,
     StaffList,
     UpdatePortalSettings,
 )
@@ -109,3 +111,17 @@ async def revoke_api_key(actor: AdminActor, rpc: Rpc, key_id: str = Path(max_len
 @router.get("/api/v1/admin/staff", response_model=StaffList, summary="The org's staff accounts and roles")
 async def list_staff(actor: AdminActor, rpc: Rpc) -> StaffList:
     return await rpc.call("auth", "list_staff", ListStaff(actor=actor), StaffList)
+
+
+class NewStaffBody(BaseModel):
+    email: str = Field(max_length=320, examples=["agent@example.com"])
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Literal["agent", "content_manager", "admin"]
+    password: str | None = Field(default=None, min_length=12, max_length=1024,
+                                 description="Omit to have one generated and shown once.")
+
+
+@router.post("/api/v1/admin/staff", status_code=201, response_model=StaffCreated,
+             summary="New staff account (agent, content_manager or admin)")
+async def create_staff(body: NewStaffBody, actor: AdminActor, rpc: Rpc) -> StaffCreated:
+    return await rpc.call("auth", "create_staff", CreateStaff(actor=actor, **body.model_dump()), StaffCreated)

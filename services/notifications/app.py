@@ -1,12 +1,77 @@
 """notifications' composition root."""
 
+import asyncio
+from functools import partial
+
+from contracts import notifications as rpc
+from contracts.events import (
+    ConversationCreated,
+    EmailReceived,
+    MessagePosted,
+    MessageRedacted,
+    NotificationFailed,
+    NotificationSent,
+    ReporterChanged,
+    UserRegistered,
+)
 from contracts.rpc import SendEmail
-from services.notifications import mail
+from services.notifications import admin, handlers, inbound, mail
+from services.notifications.models import Conversation, Customer, Participant
+from services.notifications.outbound import Sender
+from services.runtime.inbox import Subscription
+from services.runtime.objects import ATTACHMENTS_BUCKET, ensure_object_store
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
 
+async def start_delivery(service: Service) -> None:
+    await ensure_object_store(service.broker.config.connection_state.stream, ATTACHMENTS_BUCKET,
+                              description="Message attachments")
+    sender = service.resources["sender"] = Sender(service)
+    service.after_events(sender.wake.set)  # an answer to send: now, not at the next poll
+    service.resources["smtp"] = await inbound.serve_smtp(service)
+
+
+async def run_sender(service: Service) -> None:
+    await service.resources["sender"].run()
+
+
+async def stop_delivery(service: Service) -> None:
+    server: asyncio.AbstractServer | None = service.resources.pop("smtp", None)
+    if server is not None:
+        server.close()
+        await server.wait_closed()
+    sender: Sender | None = service.resources.pop("sender", None)
+    if sender is not None:
+        await sender.close()
+
+
 def build(settings: Settings | None = None, **overrides: object) -> Service:
-    service = Service("notifications", settings or Settings(), **overrides)  # type: ignore[arg-type]
-    service.rpc("send_email", SendEmail)(mail.send_email)
+    settings = settings or Settings()
+    service = Service(
+        "notifications", settings, produces=(EmailReceived, NotificationSent, NotificationFailed),
+        subscriptions=(
+            Subscription("auth", {UserRegistered: handlers.record_customer}),
+            Subscription("conversations", {
+                ConversationCreated: handlers.record_conversation,
+                ReporterChanged: handlers.record_reporter,
+                MessagePosted: partial(handlers.message_posted, settings.reply_domain),
+                MessageRedacted: handlers.message_redacted,
+            }),
+        ),
+        read_models=(Customer, Conversation, Participant),
+        **overrides,  # type: ignore[arg-type]
+    )
+    service.on_start(start_delivery)
+    service.background(run_sender)
+    service.on_stop(stop_delivery)
+    endpoints = {
+        "send_email": (SendEmail, mail.send_email),
+        "list_dev_mail": (rpc.ListDevMail, mail.list_dev_mail),
+        "list_notifications": (rpc.ListNotifications, admin.list_notifications),
+        "retry_notification": (rpc.RetryNotification, admin.retry),
+        "set_channel_webhook": (rpc.SetChannelWebhook, partial(admin.set_webhook, settings.env)),
+    }
+    for operation, (request, handler) in endpoints.items():
+        service.rpc(operation, request)(handler)
     return service

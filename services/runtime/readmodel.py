@@ -31,3 +31,10 @@ def upsert_newer(session: Session, model: type[SQLModel], values: dict[str, Any]
     """
     statement = _upsert_statement(model, tuple(values), key, version, session.get_bind().dialect.name)
     session.connection().execute(statement, values)
+
+
+def insert_once(session: Session, model: type[SQLModel], values: dict[str, Any], *, key: str) -> None:
+    """Insert the row unless one with the same `key` exists (a replayed event, a repeated id): one statement."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.connection().execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[table.c[key]]))

@@ -55,13 +55,16 @@ class Service:
         self.read_models = read_models
         self.consumers = [
             InboxConsumer(self.engine, _named(subscription, name), lambda: self.broker.config.connection_state.stream,
-                          after_commit=self.relay.wake, max_deliver=settings.max_deliver,
+                          after_commit=self._events_applied, max_deliver=settings.max_deliver,
                           backoff=settings.redelivery_backoff, batch=settings.consumer_batch,
                           ack_wait=settings.consumer_ack_wait)
             for subscription in subscriptions
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._start_hooks: list[Callable[[Service], Awaitable[None]]] = []
+        self._periodic: list[Callable[[], Awaitable[None]]] = []
+        self._stop_hooks: list[Callable[[Service], Awaitable[None]]] = []
+        self._event_listeners: list[Callable[[], None]] = []
         self.resources: dict[str, Any] = {}
         self._started_at = time.monotonic()
         for event in produces:
@@ -72,12 +75,16 @@ class Service:
 
     # -- RPC --------------------------------------------------------------------------
 
-    def rpc(self, operation: str, request_model: type[Request]) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
+    def rpc(self, operation: str, request_model: type[Request], *, read_only: bool = False,
+            concurrent: bool = False) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         """Register a handler as `rpc.<service>.<operation>`.
 
         A plain `handler(session, request) -> Reply` runs in a worker thread inside one transaction,
-        committed after it returns; outbox rows it added are published right after the commit.
+        committed after it returns; outbox rows it added are published right after the commit
+        (`read_only`: a read transaction, which on SQLite neither takes nor waits for the write lock).
         An `async handler(service, request) -> Reply` does its own I/O (`service.transaction`, KV).
+        Requests are handled one at a time per replica unless `concurrent` (or `read_only`) lets up to
+        `PORTICO_RPC_CONCURRENCY` run at once, for reads that wait on the database.
         """
         def register(handler: Callable[..., Reply]) -> Callable[..., Reply]:
             is_async = inspect.iscoroutinefunction(handler)
@@ -87,6 +94,8 @@ class Service:
                 try:
                     if is_async:
                         reply = await handler(self, request)
+                    elif read_only:
+                        reply = await self.read(handler, request)
                     else:
                         reply = await self.transaction(handler, request)
                 finally:
@@ -95,7 +104,8 @@ class Service:
 
             endpoint.__annotations__["request"] = request_model
             endpoint.__name__ = operation
-            self.broker.subscriber(rpc_subject(self.name, operation), queue=self.name,
+            workers = {"max_workers": self.settings.rpc_concurrency} if (read_only or concurrent) else {}
+            self.broker.subscriber(rpc_subject(self.name, operation), queue=self.name, **workers,
                                    title=rpc_subject(self.name, operation), description=inspect.getdoc(handler))(endpoint)
             return handler
         return register
@@ -124,6 +134,35 @@ class Service:
         """Run `await hook(service)` once connected, before requests are served (KV buckets, ...)."""
         self._start_hooks.append(hook)
 
+    def after_events(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` (in the event loop) after each committed batch of consumed events."""
+        self._event_listeners.append(listener)
+
+    def _events_applied(self) -> None:
+        self.relay.wake()
+        for listener in self._event_listeners:
+            listener()
+
+    def on_stop(self, hook: Callable[["Service"], Awaitable[None]]) -> None:
+        """Run `await hook(service)` when the service stops, before it disconnects from NATS."""
+        self._stop_hooks.append(hook)
+
+    def background(self, job: Callable[["Service"], Awaitable[None]]) -> None:
+        """Run `await job(service)` as a task for as long as the service runs (cancelled on stop)."""
+        self._periodic.append(lambda: job(self))
+
+    def every(self, seconds: float, job: Callable[["Service"], Awaitable[None]]) -> None:
+        """Run `await job(service)` every `seconds` while the service runs; a failure is logged, never fatal."""
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job(self)
+                except Exception as exc:
+                    log.warning("periodic job failed", service=self.name, job=job.__name__, error=repr(exc))
+
+        self._periodic.append(loop)
+
     def _ping(self, session: Session, _: Ping) -> Pong:
         session.exec(text("SELECT 1"))
         return Pong(service=self.name, instance=self.instance, database="ok", outbox_pending=pending_count(session))
@@ -151,18 +190,22 @@ class Service:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for consumer in self.consumers:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+        for periodic in self._periodic:
+            self._tasks.append(asyncio.create_task(periodic(), name=f"{self.name}-periodic"))
         log.info("service started", service=self.name, instance=self.instance,
                  consumers=[c.name for c in self.consumers])
 
     async def stop(self) -> None:
         for consumer in self.consumers:
             consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel(self._tasks, service=self.name)
         self._tasks.clear()
-        for consumer in self.consumers:
-            await consumer.close()
+        await asyncio.gather(*(consumer.close() for consumer in self.consumers))
+        for hook in self._stop_hooks:
+            try:
+                await hook(self)
+            except Exception as exc:
+                log.warning("stop hook failed", service=self.name, hook=hook.__name__, error=repr(exc))
         try:
             # Bounded: when NATS is going away at the same moment, draining could wait forever.
             await asyncio.wait_for(self.broker.stop(), timeout=2)
@@ -204,6 +247,24 @@ class Service:
         spec = AsyncAPI(self.broker, title=f"Portico {self.name}", version="1.0.0",
                         description=f"Events and request/reply endpoints of the {self.name} service.")
         return spec.to_specification().to_jsonable()
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]], *, service: str, within: float = 2.0) -> None:
+    """Cancel the tasks and wait for them, cancelling again those that carry on.
+
+    A cancellation can be lost inside a library (a wait that completes at the moment it is
+    cancelled returns its result instead), leaving a task in a fetch until that fetch's own
+    timeout; asking again ends it at its next wait.
+    """
+    pending = {task for task in tasks if not task.done()}
+    deadline = time.monotonic() + within
+    while pending and time.monotonic() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    if pending:
+        log.warning("tasks did not stop", service=service, tasks=sorted(task.get_name() for task in pending))
+    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
 
 
 def _named(subscription: Subscription, service: str) -> Subscription:

@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     relay_poll_interval: float = 1.0
     outbox_retention_hours: float = 168.0
     rpc_timeout: float = 5.0
+    # Read requests a service replica answers at once (the others are one at a time).
+    rpc_concurrency: int = 4
+    # Portal message limits; a portal's admin can change them for that portal.
+    max_message_chars: int = 10_240
+    max_attachments: int = 6
+    max_attachment_bytes: int = 3 * 1024 * 1024
+    # E-mail: outbound SMTP (`smtp://user:pass@host:587?starttls=1`, `smtps://...` for TLS; unset: the
+    # development mail catcher under <data dir>/mail), the inbound SMTP server for replies, and the
+    # domain of reply addresses `reply+<token>@<domain>`, whose tokens are signed with the secret.
+    smtp_url: SecretStr | None = None
+    mail_from: str | None = None
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_smtp_port: int = 2525
+    reply_domain: str = "reply.localhost"
+    reply_token_secret: SecretStr | None = None
+    max_inbound_email_bytes: int = 25 * 1024 * 1024
+    notification_max_attempts: int = 8
+    notification_backoff: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     # Multiplies every sign-in rate limit (benchmarks raise it; never lower than 1 in production).
     rate_limit_scale: float = 1.0
 
@@ -53,7 +71,7 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> "Settings":
         if self.env == "dev":
             return self
-        for name in ("bootstrap_api_key", "bootstrap_admin_password"):
+        for name in ("bootstrap_api_key", "bootstrap_admin_password", "reply_token_secret"):
             value: SecretStr | None = getattr(self, name)
             if value is None:
                 continue

@@ -92,8 +92,32 @@ def test_portico_dev_runs_everything_seeds_the_demo_and_stops_on_ctrl_c(tmp_path
             base = f"http://127.0.0.1:{port}"
             ready = httpx.get(f"{base}/readyz", timeout=5)
             assert ready.status_code == 200, ready.text
-            response = httpx.post(f"{base}/api/v1/portals/demo/session/email", json={"email": "try@example.com"})
+            browser = httpx.Client(base_url=base, timeout=10)
+            response = browser.post("/api/v1/portals/demo/session/email", json={"email": "try@example.com"})
             assert response.status_code == 202, response.text
+            # The unverified browser may open a conversation, with a file; the admin answers through the API.
+            started = browser.post("/api/v1/portals/demo/conversations",
+                                   json={"subject": "Trying Portico", "body": "Hello from make run"})
+            assert started.status_code == 201, started.text
+            cid = started.json()["conversation"]["id"]
+            posted = browser.post(f"/api/v1/portals/demo/conversations/{cid}/messages", data={"body": "A file"},
+                                  files=[("files", ("notes.csv", b"a,b\n1,2\n", "text/csv"))])
+            assert posted.status_code == 201, posted.text
+            agent = {"Authorization": f"Bearer {api_key}"}
+            assert [c["id"] for c in httpx.get(f"{base}/api/v1/agent/conversations", headers=agent).json()[
+                "conversations"]] == [cid]
+            answer = httpx.post(f"{base}/api/v1/agent/conversations/{cid}/messages", headers=agent,
+                                json={"body": "Welcome!"})
+            assert answer.status_code == 201, answer.text
+            listed = browser.get("/api/v1/portals/demo/conversations").json()["conversations"]
+            assert listed[0]["preview"] == "Welcome!" and listed[0]["unread"] is True
+            # The seeded knowledge base: public sample articles, found with a typo, and the portal's config.
+            articles = httpx.get(f"{base}/api/v1/portals/demo/kb/articles").json()["articles"]
+            assert len(articles) >= 4 and {a["visibility"] for a in articles} == {"public"}
+            found = httpx.get(f"{base}/api/v1/portals/demo/kb/articles", params={"q": "pasword"}).json()
+            assert found["articles"][0]["slug"] == "reset-your-password"
+            config = httpx.get(f"{base}/api/v1/portals/demo/config").json()
+            assert config["switches"]["internal_kb"] is True and config["switches"]["my_conversations"] is True
 
             auth_db = f"sqlite:///{tmp_path / 'var' / 'db' / 'auth.sqlite3'}"
             conv_db = f"sqlite:///{tmp_path / 'var' / 'db' / 'conversations.sqlite3'}"

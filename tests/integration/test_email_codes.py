@@ -188,3 +188,33 @@ async def test_code_requests_and_token_logins_are_rate_limited_per_ip(settings, 
                              algorithm="HS256")
         statuses.append((await portal.client.post(SSO, json={"token": token})).status_code)
     assert statuses[:120] == [200] * 120 and statuses[120] == 429
+
+
+async def test_code_requests_take_as_long_for_new_and_known_addresses(settings, portal):
+    """Creating an account is extra work; every answer waits for the same moment, so timing tells nothing."""
+    import statistics
+
+    import jwt as pyjwt
+
+    from services.auth.handlers import EMAIL_START_SECONDS
+    from tests.integration.test_sign_in import SSO, portal_secret
+
+    secret, _ = await portal_secret(portal)
+    for i in range(6):
+        token = pyjwt.encode({"email": f"known{i}@example.com", "iat": int(time.time())}, secret, algorithm="HS256")
+        assert (await portal.client.post(SSO, json={"token": token})).status_code == 200
+    await fresh_window(15 * 60, needed=30)
+
+    async def timed(email: str) -> float:
+        async with httpx.AsyncClient(base_url=portal.base_url) as browser:
+            started = time.perf_counter()
+            response = await browser.post(EMAIL_PATH, json={"email": email})
+            assert response.status_code == 202, response.text
+            return time.perf_counter() - started
+
+    known, new = [], []
+    for i in range(6):  # interleaved, so that machine noise falls on both alike
+        known.append(await timed(f"known{i}@example.com"))
+        new.append(await timed(f"new{i}@example.com"))
+    assert min(known + new) >= EMAIL_START_SECONDS
+    assert abs(statistics.median(known) - statistics.median(new)) < 0.05, (known, new)

@@ -106,3 +106,26 @@ async def test_rpc_client_maps_missing_service_and_replies(settings, start_servi
         assert pong.service == "kb" and pong.instance == kb.instance and pong.database == "ok"
     finally:
         await broker.stop()
+
+
+async def test_stop_ends_a_task_whose_first_cancellation_is_lost(settings, ):
+    """A library wait that completes as it is cancelled can swallow the cancellation; stop asks again."""
+    service = build_auth(settings)
+    cancellations: list[str] = []
+
+    async def stubborn(_: Service) -> None:
+        while True:
+            try:
+                await asyncio.sleep(60)  # a long fetch
+            except asyncio.CancelledError:
+                cancellations.append("seen")
+                if len(cancellations) == 1:
+                    continue  # lost: carries on waiting
+                raise
+
+    service.background(stubborn)
+    await service.start()
+    stopping = asyncio.create_task(service.stop())
+    await asyncio.wait_for(asyncio.shield(stopping), timeout=10)  # not the 60 s the task would otherwise wait
+    assert cancellations == ["seen", "seen"]
+    assert service._tasks == []

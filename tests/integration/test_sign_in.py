@@ -491,3 +491,32 @@ async def test_an_idle_session_ends(demo):
         await nc.close()
     ended = await gw.client.get("/api/v1/session")
     assert ended.status_code == 401 and ended.json()["error"] == "unauthorized"
+
+
+async def test_admins_create_staff_accounts(demo):
+    gw = demo["gateway"]
+    created = await gw.client.post("/api/v1/admin/staff", headers=ADMIN,
+                                   json={"email": "New.Agent@Example.com", "role": "agent", "display_name": "Nia"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["member"]["email"] == "new.agent@example.com" and body["member"]["role"] == "agent"
+    password = body["password"]
+    assert len(password) >= 16  # generated, shown this once
+    signed_in = await gw.client.post("/api/v1/staff/session", json={"email": "new.agent@example.com",
+                                                                    "password": password})
+    assert signed_in.status_code == 200 and signed_in.json()["role"] == "agent"
+    # An agent is not an admin: no staff accounts from them.
+    refused = await gw.client.post("/api/v1/admin/staff", json={"email": "x@example.com", "role": "admin"})
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    settings = demo["settings"]
+    before = count(settings.database_url("auth"), "users")
+    for bad, status, code in (({"email": "new.agent@example.com", "role": "agent"}, 409, "conflict"),
+                              ({"email": "y@example.com", "role": "owner"}, 422, "invalid_request"),
+                              ({"email": "not an email", "role": "agent"}, 422, "invalid_email"),
+                              ({"email": "z@example.com", "role": "agent", "password": "short"}, 422,
+                               "invalid_request")):
+        response = await gw.client.post("/api/v1/admin/staff", headers=ADMIN, json=bad)
+        assert (response.status_code, response.json()["error"]) == (status, code), (bad, response.text)
+    assert count(settings.database_url("auth"), "users") == before
+    listed = (await gw.client.get("/api/v1/admin/staff", headers=ADMIN)).json()["staff"]
+    assert "new.agent@example.com" in {m["email"] for m in listed}

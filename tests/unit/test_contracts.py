@@ -74,3 +74,12 @@ def test_every_error_code_has_an_http_status():
     assert error.status == 404
     assert error.body().model_dump(mode="json") == {"error": "unknown_portal", "message": "No portal 'x'."}
     assert isinstance(error.body(), BaseModel)
+
+
+def test_no_event_field_hides_what_every_event_has():
+    """A field named like `version` or `subject` would replace the class's own and break subjects."""
+    from contracts.envelope import Event, registered_events
+
+    reserved = {name for name in dir(Event) if not name.startswith("_")}
+    for event in registered_events():
+        assert not reserved & set(event.model_fields), (event.__name__, reserved & set(event.model_fields))

@@ -1,0 +1,166 @@
+"""The agents' side: inbox, the whole timeline with internal notes, replies, notes, close, reopen,
+subject, assignment, attributes. Redaction, which also erases stored copies, is in `redaction.py`."""
+
+from sqlalchemy import literal, tuple_
+from sqlmodel import Session, col, select
+
+from contracts.conversations import (
+    AgentAction,
+    AgentAssign,
+    AgentChangeSubject,
+    AgentConversationDetail,
+    AgentConversationReply,
+    AgentGetConversation,
+    AgentInbox,
+    AgentInboxPage,
+    AgentPostMessage,
+    AgentSetAttributes,
+    PostedMessage,
+)
+from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import Actor
+from services.conversations import domain, idempotency, store, views
+from services.conversations.customer import ALLOWED_CONTENT_TYPES
+from services.conversations.models import Conversation, Customer, Viewer
+from services.runtime.db import UtcDateTime
+from services.runtime.settings import Settings
+
+AGENT_ROLES = frozenset({"agent", "admin", "org.admin", "org.agent"})
+
+
+def author(actor: Actor) -> store.Author:
+    if actor.role not in AGENT_ROLES:
+        raise ServiceError(ErrorCode.forbidden, "Only agents and admins work conversations.")
+    kind, _, ident = actor.principal.partition(":")
+    return store.Author(ident if kind == "user" else actor.principal, "agent")
+
+
+def _conversation(session: Session, actor: Actor, conversation_id: str) -> Conversation:
+    author(actor)
+    return store.of_org(session, actor.org_id, conversation_id)
+
+
+def conversation_reply(session: Session, conversation: Conversation) -> AgentConversationReply:
+    customer = session.get(Customer, conversation.customer_id)
+    return AgentConversationReply(conversation=views.agent_view(conversation, customer.email if customer else None))
+
+
+def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
+    me = author(request.actor)
+    statement = select(Conversation).where(Conversation.org_id == request.actor.org_id)
+    if request.status:
+        statement = statement.where(Conversation.status == request.status)
+    if request.channel:
+        statement = statement.where(Conversation.channel == request.channel)
+    if request.portal:
+        statement = statement.where(Conversation.portal == request.portal)
+    if request.assignee == "none":
+        statement = statement.where(col(Conversation.assignee_id).is_(None))
+    elif request.assignee:
+        statement = statement.where(Conversation.assignee_id == (me.id if request.assignee == "me" else request.assignee))
+    if request.cursor:
+        at, last_id = domain.decode_cursor(request.cursor)
+        statement = statement.where(tuple_(Conversation.updated_at, Conversation.id)
+                                    < tuple_(literal(at, UtcDateTime), literal(last_id)))
+    statement = statement.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+    rows = session.exec(statement.limit(request.limit + 1)).all()
+    page = rows[:request.limit]
+    emails = {c.id: c.email for c in session.exec(select(Customer).where(
+        col(Customer.id).in_({c.customer_id for c in page}))).all()} if page else {}
+    return AgentInboxPage(
+        conversations=[views.agent_view(c, emails.get(c.customer_id)) for c in page],
+        next_cursor=domain.encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > request.limit else None)
+
+
+def get_conversation(session: Session, request: AgentGetConversation) -> AgentConversationDetail:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    participants = [{"user_id": v.viewer, "role": v.role} for v in session.exec(
+        select(Viewer).where(Viewer.conversation_id == conversation.id, col(Viewer.role) != "creator")
+        .order_by(col(Viewer.role).desc())).all()]
+    return AgentConversationDetail(conversation=conversation_reply(session, conversation).conversation,
+                                   participants=participants,
+                                   messages=views.messages(session, conversation.id, include_internal=True))
+
+
+def post_message(settings: Settings, session: Session, request: AgentPostMessage) -> PostedMessage:
+    me = author(request.actor)
+    claim = idempotency.claim(session, request.actor.principal, request.idempotency_key, domain.fingerprint(
+        "agent_post", request.conversation_id, request.body, request.internal, request.reopen,
+        [a.sha256 for a in request.attachments]), PostedMessage)
+    if isinstance(claim, PostedMessage):
+        return claim
+    conversation = store.of_org(session, request.actor.org_id, request.conversation_id)
+    config = store.portal_config(session, conversation.portal, conversation.org_id)
+    limits = store.limits_of(config, settings)
+    body = domain.check_body(request.body, limits.max_body_chars)
+    domain.check_attachments(request.attachments, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes,
+                             allowed_types=ALLOWED_CONTENT_TYPES)
+    reopened = False
+    # A note may go on a closed conversation; an answer to the customer reopens it only when asked to.
+    if conversation.status == "closed" and not request.internal:
+        if not request.reopen:
+            raise ServiceError(ErrorCode.conversation_closed,
+                               "This conversation is closed; send with `reopen: true` to reopen it.")
+        store.reopen(session, conversation, author=me)
+        reopened = True
+    message = store.add_message(session, conversation, author=me, body=body, channel=conversation.reply_channel,
+                                internal=request.internal, attachments=request.attachments)
+    session.flush()
+    staff = session.get(Customer, me.id) if me.id else None
+    view = views.posted(message, request.attachments, (staff.display_name or staff.email) if staff else None)
+    return claim.answer(session, PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened),
+                        message.id)
+
+
+def close(session: Session, request: AgentAction) -> AgentConversationReply:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    store.close(session, conversation, author=author(request.actor))
+    return conversation_reply(session, conversation)
+
+
+def reopen(session: Session, request: AgentAction) -> AgentConversationReply:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    store.reopen(session, conversation, author=author(request.actor))
+    return conversation_reply(session, conversation)
+
+
+def change_subject(session: Session, request: AgentChangeSubject) -> AgentConversationReply:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    subject = domain.check_subject(request.subject)
+    if subject != conversation.subject:
+        previous, conversation.subject = conversation.subject, subject
+        store.add_event(session, conversation, author=author(request.actor), event="subject_changed",
+                        detail={"from": previous, "to": subject})
+    return conversation_reply(session, conversation)
+
+
+def assign(session: Session, request: AgentAssign) -> AgentConversationReply:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    if request.assignee_id is not None:
+        staff = session.get(Customer, request.assignee_id)
+        if staff is None or staff.org_id != request.actor.org_id or staff.kind != "staff":
+            raise ServiceError(ErrorCode.invalid_request, "assignee_id: not a staff member of this organisation.")
+    if request.assignee_id != conversation.assignee_id:
+        conversation.assignee_id = request.assignee_id
+        store.add_event(session, conversation, author=author(request.actor), event="assigned",
+                        detail={"assignee_id": request.assignee_id}, internal=True)
+    return conversation_reply(session, conversation)
+
+
+def set_attributes(session: Session, request: AgentSetAttributes) -> AgentConversationReply:
+    conversation = _conversation(session, request.actor, request.conversation_id)
+    values = dict(conversation.attributes)
+    for name, value in request.values.items():
+        if not name or len(name) > 50 or not name.replace("_", "").isalnum():
+            raise ServiceError(ErrorCode.invalid_request, f"values: '{name[:60]}' is not an attribute name "
+                                                          "(letters, digits and _, at most 50).")
+        if isinstance(value, str) and len(value) > 1000:
+            raise ServiceError(ErrorCode.invalid_request, f"values.{name}: at most 1,000 characters.")
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+    conversation.attributes = values
+    store.add_event(session, conversation, author=author(request.actor), event="attributes_changed",
+                    detail={"names": sorted(request.values)}, internal=True)
+    return conversation_reply(session, conversation)

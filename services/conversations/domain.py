@@ -1,0 +1,104 @@
+"""conversations' rules, as pure functions: no database, no NATS."""
+
+import base64
+import binascii
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Literal
+
+from contracts.conversations import Viewer
+from contracts.errors import ErrorCode, ServiceError
+from contracts.events import AttachmentRef
+
+PREVIEW_CHARS = 140
+# Characters a message may hold besides printable text: PostgreSQL cannot store NUL, and the rest
+# are invisible controls that only ever arrive by accident or as an attack on a display.
+ALLOWED_CONTROLS = frozenset("\n\r\t")
+
+
+def viewer_key(viewer: Viewer) -> str:
+    """The list a viewer reads: their account's, or only their browser's when anonymous or unverified."""
+    return f"s:{viewer.session_key}" if viewer.sees_only_own_browser else viewer.user_id
+
+
+def check_body(body: str, max_chars: int) -> str:
+    """The text as stored; counted in characters (code points), not bytes."""
+    if not body.strip():
+        raise ServiceError(ErrorCode.message_empty, "The message is empty; write something.")
+    if len(body) > max_chars:
+        raise ServiceError(ErrorCode.message_too_long,
+                           f"The message has {len(body):,} characters; at most {max_chars:,} are allowed.")
+    if any(ord(ch) < 32 and ch not in ALLOWED_CONTROLS for ch in body):
+        raise ServiceError(ErrorCode.invalid_request, "The message contains control characters.")
+    return body
+
+
+def check_subject(subject: str) -> str:
+    subject = " ".join(subject.split())
+    if not subject:
+        raise ServiceError(ErrorCode.invalid_request, "subject: must not be empty.")
+    if len(subject) > 200:
+        raise ServiceError(ErrorCode.invalid_request, "subject: at most 200 characters.")
+    return subject
+
+
+def check_attachments(refs: list[AttachmentRef], *, max_files: int, max_file_bytes: int,
+                      allowed_types: set[str]) -> None:
+    """The gateway checked the files' content; this holds the count, sizes and types to the portal's limits."""
+    if len(refs) > max_files:
+        raise ServiceError(ErrorCode.too_many_attachments,
+                           f"{len(refs)} files attached; at most {max_files} are allowed.")
+    for ref in refs:
+        if ref.size > max_file_bytes:
+            raise ServiceError(ErrorCode.attachment_too_large,
+                               f"{ref.filename} is {ref.size:,} bytes; at most {max_file_bytes:,} are allowed.")
+        if ref.size == 0:
+            raise ServiceError(ErrorCode.attachment_empty, f"{ref.filename} is empty.")
+        if ref.content_type not in allowed_types:
+            raise ServiceError(ErrorCode.attachment_type_not_allowed, f"{ref.filename}: this type is not allowed.")
+
+
+def preview(body: str) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[:PREVIEW_CHARS - 1] + "…"
+
+
+ReopenOutcome = Literal["reopen", "new_conversation"]
+
+
+def customer_reopen(*, enabled: bool, policy: str, within_days: int, closed_at: datetime | None,
+                    now: datetime) -> ReopenOutcome:
+    """What a customer's reopen of a closed conversation does under the portal's policy."""
+    if not enabled:
+        raise ServiceError(ErrorCode.reopen_disabled, "Reopening conversations is turned off on this portal; "
+                                                      "start a new conversation instead.")
+    if policy == "new_conversation":
+        return "new_conversation"
+    if policy == "within_days" and closed_at is not None and now - closed_at > timedelta(days=within_days):
+        raise ServiceError(ErrorCode.reopen_window_passed,
+                           f"This conversation was closed more than {within_days} days ago and can no longer be "
+                           "reopened; start a new conversation instead.")
+    return "reopen"
+
+
+def encode_cursor(at: datetime, conversation_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), conversation_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), str(conversation_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ServiceError(ErrorCode.invalid_request, "cursor: not a cursor this API returned.") from exc
+
+
+def fingerprint(operation: str, *parts: object) -> str:
+    """Identifies a request's input, so that a reused Idempotency-Key with other input is refused."""
+    return hashlib.sha256(json.dumps([operation, *parts], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

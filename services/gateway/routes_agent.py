@@ -1,0 +1,141 @@
+"""The agent API: inbox, conversation with internal notes, reply, note, close, reopen, subject, assign,
+attributes, redact."""
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.conversations import (
+    AgentAction,
+    AgentAssign,
+    AgentChangeSubject,
+    AgentConversationDetail,
+    AgentConversationReply,
+    AgentGetConversation,
+    AgentInbox,
+    AgentInboxPage,
+    AgentPostMessage,
+    AgentRedact,
+    AgentSetAttributes,
+    AttachmentFile,
+    GetAttachment,
+    PostedMessage,
+    Status,
+)
+from contracts.events import Channel
+from services.gateway.auth import AgentActor
+from services.gateway.deps import Rpc
+from services.gateway.routes_conversations import MESSAGE_FORMS, ConversationId, IdempotencyKey, send_file
+from services.gateway.uploads import owned_by_reply, read_message
+
+router = APIRouter(tags=["agent"])
+
+
+class AgentMessageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(max_length=1_000_000)
+    internal: bool = Field(default=False, description="An internal note: never shown, sent or e-mailed to customers.")
+    reopen: bool = Field(default=False, description="Reopen the conversation if it is closed.")
+
+
+class SubjectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(max_length=2000)
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee_id: str | None = Field(default=None, max_length=26, description="A staff member's id; null unassigns.")
+
+
+class AttributesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, str | int | float | bool | None] = Field(max_length=50)
+
+
+@router.get("/api/v1/agent/conversations", response_model=AgentInboxPage, summary="Agent inbox")
+async def inbox(actor: AgentActor, rpc: Rpc, status: Status | None = None, channel: Channel | None = None,
+                portal: str | None = Query(default=None, max_length=100),
+                assignee: str | None = Query(default=None, max_length=40, description="Staff id, `me` or `none`"),
+                cursor: str | None = Query(default=None, max_length=200),
+                limit: int = Query(default=25, ge=1, le=100)) -> AgentInboxPage:
+    return await rpc.call("conversations", "agent_inbox", AgentInbox(
+        actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, cursor=cursor, limit=limit),
+        AgentInboxPage)
+
+
+@router.get("/api/v1/agent/conversations/{conversation_id}", response_model=AgentConversationDetail,
+            summary="A conversation with everything, internal notes included")
+async def conversation(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationDetail:
+    return await rpc.call("conversations", "agent_get_conversation",
+                          AgentGetConversation(actor=actor, conversation_id=conversation_id), AgentConversationDetail)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/messages", status_code=201, response_model=PostedMessage,
+             openapi_extra=MESSAGE_FORMS, summary="Reply to the customer, or add an internal note (`internal: true`)")
+async def post_message(request: Request, response: Response, actor: AgentActor, rpc: Rpc,
+                       idempotency_key: IdempotencyKey = None,
+                       conversation_id: str = ConversationId) -> PostedMessage:
+    incoming = await read_message(request, rpc, AgentMessageBody, org_id=actor.org_id, conversation_id=conversation_id)
+    async with owned_by_reply(request, incoming) as kept:
+        posted = await rpc.call("conversations", "agent_post_message", AgentPostMessage(
+            actor=actor, conversation_id=conversation_id, body=incoming.fields["body"],
+            internal=incoming.fields["internal"], reopen=incoming.fields["reopen"], attachments=incoming.attachments,
+            idempotency_key=idempotency_key), PostedMessage)
+        kept[0] = not posted.replayed
+    if posted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return posted
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/close", response_model=AgentConversationReply)
+async def close(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_close", AgentAction(actor=actor, conversation_id=conversation_id),
+                          AgentConversationReply)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/reopen", response_model=AgentConversationReply)
+async def reopen(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_reopen", AgentAction(actor=actor, conversation_id=conversation_id),
+                          AgentConversationReply)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/subject", response_model=AgentConversationReply,
+             summary="Change the subject (the customer sees the change in the timeline)")
+async def change_subject(body: SubjectBody, actor: AgentActor, rpc: Rpc,
+                         conversation_id: str = ConversationId) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_change_subject", AgentChangeSubject(
+        actor=actor, conversation_id=conversation_id, subject=body.subject), AgentConversationReply)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/assign", response_model=AgentConversationReply)
+async def assign(body: AssignBody, actor: AgentActor, rpc: Rpc,
+                 conversation_id: str = ConversationId) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_assign", AgentAssign(
+        actor=actor, conversation_id=conversation_id, assignee_id=body.assignee_id), AgentConversationReply)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/attributes", response_model=AgentConversationReply,
+             summary="Set custom attributes (shown to customers only where the portal's admin chose them)")
+async def set_attributes(body: AttributesBody, actor: AgentActor, rpc: Rpc,
+                         conversation_id: str = ConversationId) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_set_attributes", AgentSetAttributes(
+        actor=actor, conversation_id=conversation_id, values=body.values), AgentConversationReply)
+
+
+@router.post("/api/v1/agent/conversations/{conversation_id}/messages/{message_id}/redact",
+             response_model=AgentConversationReply,
+             summary="Redact a message: its text and files are erased from storage, not only hidden")
+async def redact(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId,
+                 message_id: str = Path(min_length=1, max_length=26)) -> AgentConversationReply:
+    return await rpc.call("conversations", "agent_redact", AgentRedact(
+        actor=actor, conversation_id=conversation_id, message_id=message_id), AgentConversationReply, timeout=15)
+
+
+@router.get("/api/v1/agent/attachments/{attachment_id}", response_class=StreamingResponse)
+async def download(request: Request, actor: AgentActor, rpc: Rpc,
+                   attachment_id: str = Path(min_length=1, max_length=26)) -> StreamingResponse:
+    file = await rpc.call("conversations", "attachment_file", GetAttachment(actor=actor, attachment_id=attachment_id),
+                          AttachmentFile)
+    return await send_file(request, file)

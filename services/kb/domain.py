@@ -1,0 +1,119 @@
+"""kb's rules, free of I/O: who sees which articles, Markdown to safe HTML, a safe subset of CSS."""
+
+import html
+import re
+import unicodedata
+from functools import cache
+
+import nh3
+import tinycss2
+from markdown_it import MarkdownIt
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.kb import Reader
+
+STAFF_ROLES = frozenset({"agent", "admin", "content_manager"})
+EDITOR_ROLES = frozenset({"admin", "content_manager", "org.admin"})
+
+# Versions of the portal's base templates: the conversation views need themes made for version 3.
+THEME_VERSION = 3
+VIEWS_NEEDING = {"my_conversations": 3, "conversation_detail": 3, "home": 1, "article": 1}
+
+
+def visible_to(reader: Reader, *, portal_org: str, portal_for_agents: bool, internal_kb: bool,
+               show_only_internal: bool) -> frozenset[str]:
+    """The visibilities a reader may see among published articles of a portal."""
+    staff = reader.kind == "staff" and reader.org_id == portal_org and reader.role in STAFF_ROLES
+    if not staff or not (portal_for_agents and internal_kb):
+        return frozenset({"public"})
+    return frozenset({"internal"}) if show_only_internal else frozenset({"public", "internal"})
+
+
+def require_editor(role: str) -> None:
+    if role not in EDITOR_ROLES:
+        raise ServiceError(ErrorCode.forbidden, "Only admins and content managers edit the knowledge base.")
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+ALLOWED_TAGS = {"a", "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
+                "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "img"}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"align"}, "td": {"align"}}
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    # Raw HTML in the source is shown as text, never passed through; nh3 then cleans what is left.
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+
+
+def render_markdown(source: str) -> str:
+    """Markdown to HTML that is safe to serve: no scripts, no event handlers, no `javascript:` links."""
+    return nh3.clean(_markdown().render(source), tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+
+
+def plain_text(rendered_html: str) -> str:
+    """The text of rendered HTML, for search."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", rendered_html))).strip()
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:80] or "article"
+
+
+# -- CSS ----------------------------------------------------------------------------------------
+
+CSS_PROPERTIES = frozenset({
+    "color", "background-color", "font-family", "font-size", "font-weight", "font-style", "line-height",
+    "letter-spacing", "text-align", "text-decoration", "text-transform", "margin", "margin-top", "margin-right",
+    "margin-bottom", "margin-left", "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "border", "border-color", "border-width", "border-style", "border-radius", "width", "max-width",
+    "display", "gap", "opacity", "box-shadow"})
+SELECTOR = re.compile(r"^[A-Za-z0-9_\-.#:>+~*,\s]+$")
+FORBIDDEN_VALUE = re.compile(r"url\(|expression|javascript:|\\|@import|<|behavior|-moz-binding", re.IGNORECASE)
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+SCOPE = ".portico-portal"
+
+
+def sanitise_css(source: str) -> str:
+    """Plain selectors and whitelisted properties only, scoped to the portal; anything else is refused."""
+    out = []
+    for rule in tinycss2.parse_stylesheet(source, skip_comments=True, skip_whitespace=True):
+        if rule.type == "error":
+            raise ServiceError(ErrorCode.invalid_setting, f"custom_css: {rule.message}.")
+        if rule.type != "qualified-rule":
+            raise ServiceError(ErrorCode.invalid_setting, "custom_css: at-rules (@import, @font-face, ...) are not "
+                                                          "allowed.")
+        selector = tinycss2.serialize(rule.prelude).strip()
+        if not SELECTOR.match(selector):
+            raise ServiceError(ErrorCode.invalid_setting, f"custom_css: selector '{selector[:60]}' is not allowed.")
+        declarations = []
+        for item in tinycss2.parse_declaration_list(rule.content, skip_comments=True, skip_whitespace=True):
+            if item.type != "declaration":
+                raise ServiceError(ErrorCode.invalid_setting, "custom_css: only property declarations are allowed.")
+            value = tinycss2.serialize(item.value).strip()
+            if item.lower_name not in CSS_PROPERTIES:
+                raise ServiceError(ErrorCode.invalid_setting, f"custom_css: property '{item.name}' is not allowed.")
+            if FORBIDDEN_VALUE.search(value):
+                raise ServiceError(ErrorCode.invalid_setting, f"custom_css: the value of '{item.name}' is not "
+                                                              "allowed.")
+            declarations.append(f"{item.lower_name}: {value}{' !important' if item.important else ''}")
+        scoped = ", ".join(f"{SCOPE} {' '.join(part.split())}" for part in selector.split(","))
+        out.append(f"{scoped} {{ {'; '.join(declarations)} }}")
+    return "\n".join(out)
+
+
+def check_colours(colours: dict[str, str]) -> None:
+    for name, value in colours.items():
+        if not re.match(r"^[a-z][a-z0-9_]{0,39}$", name) or not COLOUR.match(value):
+            raise ServiceError(ErrorCode.invalid_setting, f"colours.{name[:40]}: a name and a #rrggbb colour.")
+
+
+def check_logo(url: str | None) -> None:
+    # Browsers read `\` as `/`: "/\\evil.example" would be another site, as "//evil.example" is.
+    if url and ("\\" in url or any(ord(c) < 33 for c in url)
+                or not (url.startswith("https://") or (url.startswith("/") and not url.startswith("//")))):
+        raise ServiceError(ErrorCode.invalid_setting, "logo_url: an https URL or a path on this site.")

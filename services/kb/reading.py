@@ -1,0 +1,89 @@
+"""Reading the knowledge base: published articles a reader may see; a hidden one is a missing one."""
+
+import base64
+import binascii
+
+from sqlmodel import Session, col, select
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.kb import ArticlePage, ArticleReply, ArticleSummary, ArticleView, GetArticle, ListArticles, Reader
+from services.kb import domain, search
+from services.kb.models import Article, Category, KbPortal
+from services.kb.portals import portal
+from services.runtime.service import Service
+
+def _visible(reader: Reader, row: KbPortal) -> frozenset[str]:
+    return domain.visible_to(reader, portal_org=row.org_id, portal_for_agents=row.portal_for_agents,
+                             internal_kb=row.internal_kb, show_only_internal=row.show_only_internal)
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return max(0, int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()))
+    except (ValueError, binascii.Error) as exc:
+        raise ServiceError(ErrorCode.invalid_request, "cursor: not a cursor this API returned.") from exc
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode().rstrip("=")
+
+
+def _categories(session: Session, portal: str) -> dict[str, str]:
+    return dict(session.exec(select(Category.id, Category.slug).where(Category.portal == portal)).all())
+
+
+def _summary(categories: dict[str, str], article: Article, snippet: str | None = None) -> ArticleSummary:
+    return ArticleSummary(slug=article.slug, title=article.title, category=categories.get(article.category_id or ""),
+                          visibility=article.visibility, locale=article.locale,  # type: ignore[arg-type]
+                          updated_at=article.updated_at, snippet=snippet)
+
+
+def _list(session: Session, request: ListArticles, row: KbPortal, vocabulary: search.Vocabulary) -> ArticlePage:
+    visible = _visible(request.reader, row)
+    offset = _offset(request.cursor)
+    categories = _categories(session, row.slug)
+    category_id = None
+    if request.category:
+        category = session.exec(select(Category).where(Category.portal == row.slug,
+                                                       Category.slug == request.category)).first()
+        if category is None:
+            return ArticlePage(articles=[], next_cursor=None)
+        category_id = category.id
+    corrected = None
+    if request.q and request.q.strip():
+        terms, changed = vocabulary.correct(request.q, vocabulary.of(session, row.slug, row.content_version, visible))
+        corrected = " ".join(terms) if changed else None
+        hits = search.search(session, portal=row.slug, visibilities=visible, terms=terms, category_id=category_id,
+                             limit=request.limit + 1, offset=offset)
+        page = [_summary(categories, h.article, h.snippet) for h in hits]
+    else:
+        statement = select(Article).where(Article.portal == row.slug, Article.status == "published",
+                                          col(Article.visibility).in_(visible))
+        if category_id:
+            statement = statement.where(Article.category_id == category_id)
+        rows = session.exec(statement.order_by(col(Article.updated_at).desc(), col(Article.id))
+                            .offset(offset).limit(request.limit + 1)).all()
+        page = [_summary(categories, a) for a in rows]
+    more = len(page) > request.limit
+    return ArticlePage(articles=page[:request.limit], next_cursor=_cursor(offset + request.limit) if more else None,
+                       corrected_query=corrected)
+
+
+async def list_articles(service: Service, request: ListArticles) -> ArticlePage:
+    row = await portal(service, request.portal)
+    vocabulary = service.resources.setdefault("vocabulary", search.Vocabulary())
+    return await service.read(_list, request, row, vocabulary)
+
+
+def _get(session: Session, request: GetArticle, row: KbPortal) -> ArticleReply:
+    article = session.exec(select(Article).where(Article.portal == row.slug, Article.slug == request.slug)).first()
+    if article is None or article.status != "published" or article.visibility not in _visible(request.reader, row):
+        raise ServiceError(ErrorCode.not_found, "No such article.")
+    return ArticleReply(article=ArticleView(**_summary(_categories(session, row.slug), article).model_dump(),
+                                            body_html=article.body_html))
+
+
+async def get_article(service: Service, request: GetArticle) -> ArticleReply:
+    return await service.read(_get, request, await portal(service, request.portal))
