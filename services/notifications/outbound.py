@@ -223,9 +223,7 @@ def _record(session: Session, outcomes: list[tuple[str, str, str]], max_attempts
                 notification.last_error = "the message was redacted after it was handed over"
                 log.warning("a redacted message had already been handed over", notification_id=notification.id,
                             conversation_id=notification.conversation_id)
-            session.add(notification)
-            continue
-        if outcome == "sent":
+        elif outcome == "sent":
             _sent(session, notification)
         elif outcome == "deferred":
             notification.claimed_until, notification.last_error = None, error
