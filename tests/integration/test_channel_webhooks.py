@@ -288,15 +288,22 @@ async def test_replayed_answers_post_no_second_webhook(demo, hook, stack):
     assert [n[2] for n in notifications_of(demo, cid)] == ["sent"]
 
 
-async def test_a_redacted_answer_is_not_retried_and_operators_can_list_it_as_cancelled(demo, hook):
+async def redacted_on_its_way(demo, hook: Hook, body: str) -> str:  # type: ignore[no-untyped-def]
+    """An answer whose webhook try the adapter holds while the agent redacts it: the conversation's id.
+    The notification is cancelled by then; `hook.hold.set()` lets the try get its answer."""
     await set_webhook(demo, "whatsapp", hook.url)
-    hook.hold = asyncio.Event()  # the adapter is slow: the first try is on its way when the agent redacts
+    hook.hold = asyncio.Event()
     cid = await channel_conversation(demo)
-    posted = await answer(demo, cid, "Sent to the wrong customer, sorry")
+    posted = await answer(demo, cid, body)
     await eventually(lambda: hook.arrived == 1)
     redacted = await demo.agent.post(f"/api/v1/agent/conversations/{cid}/messages/{posted['message']['id']}/redact")
     assert redacted.status_code == 200, redacted.text
     await eventually(lambda: [n[2] for n in notifications_of(demo, cid)] == ["cancelled"])
+    return cid
+
+
+async def test_a_redacted_answer_is_not_retried_and_operators_can_list_it_as_cancelled(demo, hook):
+    cid = await redacted_on_its_way(demo, hook, "Sent to the wrong customer, sorry")
     hook.status = 500  # that try fails ...
     hook.hold.set()
     await eventually(lambda: len(hook.received) == 1)
@@ -314,14 +321,7 @@ async def test_a_redacted_answer_is_not_retried_and_operators_can_list_it_as_can
 
 async def test_an_answer_redacted_while_its_webhook_is_answered_is_recorded_as_delivered(demo, hook):
     """A request already with the provider cannot be called back: operators see that it went."""
-    await set_webhook(demo, "whatsapp", hook.url)
-    hook.hold = asyncio.Event()
-    cid = await channel_conversation(demo)
-    posted = await answer(demo, cid, "Already on its way")
-    await eventually(lambda: hook.arrived == 1)
-    redacted = await demo.agent.post(f"/api/v1/agent/conversations/{cid}/messages/{posted['message']['id']}/redact")
-    assert redacted.status_code == 200, redacted.text
-    await eventually(lambda: [n[2] for n in notifications_of(demo, cid)] == ["cancelled"])
+    cid = await redacted_on_its_way(demo, hook, "Already on its way")
     hook.hold.set()
     [(_, _, status, attempts, note)] = await eventually(
         lambda: [n for n in notifications_of(demo, cid) if n[2] == "sent"])
