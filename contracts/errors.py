@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     unknown_key = "unknown_key"
     unsupported_header = "unsupported_header"
     missing_claim = "missing_claim"
+    invalid_claim = "invalid_claim"
     token_expired = "token_expired"
     token_not_yet_valid = "token_not_yet_valid"
     token_too_old = "token_too_old"
@@ -44,6 +45,7 @@ class ErrorCode(StrEnum):
     reopen_window_passed = "reopen_window_passed"
     my_conversations_disabled = "my_conversations_disabled"
     wrong_portal = "wrong_portal"
+    cross_site_request = "cross_site_request"
     idempotency_key_reused = "idempotency_key_reused"
     idempotency_in_progress = "idempotency_in_progress"
     invalid_signature = "invalid_signature"
@@ -68,6 +70,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.unknown_key: 401,
     ErrorCode.unsupported_header: 401,
     ErrorCode.missing_claim: 401,
+    ErrorCode.invalid_claim: 401,
     ErrorCode.token_expired: 401,
     ErrorCode.token_not_yet_valid: 401,
     ErrorCode.token_too_old: 401,
@@ -91,6 +94,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.reopen_window_passed: 403,
     ErrorCode.my_conversations_disabled: 403,
     ErrorCode.wrong_portal: 403,
+    ErrorCode.cross_site_request: 403,
     ErrorCode.idempotency_key_reused: 422,
     ErrorCode.idempotency_in_progress: 409,
     ErrorCode.invalid_signature: 401,
@@ -105,19 +109,23 @@ class ErrorBody(BaseModel):
 
     error: ErrorCode = Field(description="Stable, machine-readable code.", examples=["unknown_portal"])
     message: str = Field(description="What went wrong and what to do about it.", examples=["No portal 'acme'."])
+    retry_after: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None, examples=[60],
+                                    description="With `rate_limited`: seconds to wait before trying again "
+                                    "(the HTTP `Retry-After`); absent otherwise.")
 
 
 class ServiceError(Exception):
     """A typed failure raised by a handler; travels back to the caller as an `ErrorBody`."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
+        self.retry_after = retry_after  # seconds, with `rate_limited`
 
     @property
     def status(self) -> int:
         return HTTP_STATUS[self.code]
 
     def body(self) -> ErrorBody:
-        return ErrorBody(error=self.code, message=self.message)
+        return ErrorBody(error=self.code, message=self.message, retry_after=self.retry_after)

@@ -209,6 +209,21 @@ class NotificationFailed(Event):
 
 
 @register
+class EmailBounced(Event):
+    """An e-mail Portico sent came back undelivered (a bounce or delivery status notification,
+    RFC 3464): the customer did not get it. Agents see it on the conversation."""
+
+    service = "notifications"
+
+    notification_id: str = Field(description="The notification; the envelope's aggregate_id.")
+    conversation_id: str | None = Field(default=None, description="The conversation the e-mail was about.")
+    message_id: str | None = Field(default=None, description="The conversation message the e-mail carried.")
+    purpose: str = Field(description="What the e-mail was: `reply` (an answer), `access_code`, ...")
+    recipient: str | None = Field(default=None, description="The address that did not take it, as reported.")
+    reason: str = Field(description="What the receiving mail server said, at most 300 characters.")
+
+
+@register
 class ArticlePublished(Event):
     """A knowledge-base article was published, or a published one changed."""
 

@@ -13,7 +13,7 @@ WebhookChannel = Literal["messenger", "instagram", "sms", "twitter", "whatsapp"]
 class NotificationView(BaseModel):
     id: str
     kind: Literal["email", "webhook"]
-    status: Literal["pending", "sent", "failed", "cancelled"]
+    status: Literal["pending", "sent", "failed", "cancelled", "bounced"]
     channel: str | None
     conversation_id: str | None
     cause_event_id: str
@@ -24,7 +24,7 @@ class NotificationView(BaseModel):
 
 
 class ListNotifications(Request):
-    status: Literal["pending", "sent", "failed", "cancelled"] = "failed"
+    status: Literal["pending", "sent", "failed", "cancelled", "bounced"] = "failed"
     limit: int = Field(default=100, ge=1, le=1000)
 
 

@@ -3,16 +3,47 @@
 A reply is either `{"data": <reply model>}` or an `ErrorBody` (`{"error", "message"}`).
 """
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from contracts.emails import EmailAddress
 from contracts.sessions import SessionRecord
 
 
+# Text no service stores: NUL (PostgreSQL refuses it in text, where SQLite would keep it) and unpaired
+# UTF-16 surrogates (no UTF-8 spelling). Refused in every request, so that every database agrees.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT_ERROR = "unstorable_text"  # the pydantic error type, so that the gateway can tell it apart
+
+
+def _has_unstorable_text(value: object) -> bool:
+    if isinstance(value, str):
+        return UNSTORABLE_TEXT.search(value) is not None
+    if isinstance(value, BaseModel):
+        return any(_has_unstorable_text(v) for v in value.__dict__.values())
+    if isinstance(value, dict):
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_unstorable_text(v) for v in value)
+    return False
+
+
 class Request(BaseModel):
+    """A request to a service. Its text never holds NUL characters or unpaired surrogates: such a request
+    fails validation (`invalid_request`)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _storable_text(self) -> Self:
+        if _has_unstorable_text(self):
+            raise PydanticCustomError(UNSTORABLE_TEXT_ERROR,
+                                      "text must not contain NUL characters (U+0000) or unpaired surrogates")
+        return self
 
 
 class Reply(BaseModel):
@@ -38,7 +69,7 @@ class StartEmailAccess(Request):
     """Start e-mail access to a portal: creates the customer when the e-mail is new and e-mails a code."""
 
     portal: str = Field(description="Portal slug.", examples=["demo"], min_length=1, max_length=100)
-    email: str = Field(description="E-mail address as typed.", examples=["ana@example.com"], max_length=320)
+    email: EmailAddress = Field(description="E-mail address (normalised on validation: `contracts.emails`).")
     client_ip: str = Field(default="", max_length=64, description="For rate limits.")
     replaces_session: str | None = Field(default=None, description="Token of the browser's earlier session.")
 
@@ -68,8 +99,10 @@ class AnonymousLogin(Request):
 
 
 class StaffLogin(Request):
-    email: str = Field(description="Staff e-mail.", max_length=320)
+    email: str = Field(description="Staff e-mail as typed (an invalid one answers like a wrong password).",
+                       max_length=320)
     password: str = Field(description="Password.", max_length=1024)
+    client_ip: str = Field(default="", max_length=64, description="For the limits on failed sign-ins.")
 
 
 class SessionOpened(Reply):
@@ -93,16 +126,20 @@ class Actor(BaseModel):
     org_id: str = Field(description="Organisation of the key or staff member.")
     role: str = Field(description="`org.admin` (API key) or a staff role.")
     principal: str = Field(description="`key:<id>` or `user:<id>`.")
+    name: str | None = Field(default=None, max_length=100,
+                             description="The API key's name, shown as the author of what it writes.")
 
 
 class VerifyApiKey(Request):
     key: str = Field(description="The bearer key as presented.", max_length=200)
+    client_ip: str = Field(default="", max_length=64, description="For the limit on wrong keys.")
 
 
 class ApiKeyIdentity(Reply):
     key_id: str
     org_id: str
     role: str
+    name: str | None = Field(default=None, description="The key's name, as its admin gave it.")
 
 
 class GetPortal(Request):
@@ -185,7 +222,7 @@ class KbSecret(Reply):
 
 class VerifyEmailCode(Request):
     portal: str = Field(min_length=1, max_length=100)
-    email: str = Field(max_length=320)
+    email: EmailAddress
     code: str = Field(max_length=20)
     client_ip: str = Field(default="", max_length=64)
     replaces_session: str | None = Field(default=None, description="Token of the browser's unverified session.")
@@ -295,7 +332,7 @@ class EnsureCustomer(Request):
 
     org_id: str = Field(max_length=26)
     portal: str = Field(min_length=1, max_length=100, description="Portal the message is for; must be the org's.")
-    email: str = Field(max_length=320)
+    email: EmailAddress
     display_name: str | None = Field(default=None, max_length=200)
 
 
@@ -310,7 +347,7 @@ class CreateStaff(Request):
     """A staff account; the password is generated and shown once unless one is given."""
 
     actor: Actor
-    email: str = Field(max_length=320)
+    email: EmailAddress
     display_name: str | None = Field(default=None, max_length=200)
     role: Literal["agent", "content_manager", "admin"]
     password: str | None = Field(default=None, min_length=12, max_length=1024)

@@ -5,12 +5,15 @@ yields a usable token. Deleting the key logs out on every gateway replica at onc
 """
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 SESSIONS_BUCKET = "sessions"
+# Each portal's current session lifetime and idle timeout (key: portal slug), written by auth when
+# they change, followed live by every gateway.
+SESSION_POLICIES_BUCKET = "session_policies"
 SESSION_COOKIE = "portico_session"
 MAX_SESSION_DAYS = 30
 
@@ -38,9 +41,25 @@ class SessionRecord(BaseModel):
     last_seen_at: datetime = Field(description="Last request seen (refreshed at most once a minute).")
 
     def ends_at(self) -> datetime:
-        from datetime import timedelta
-
         return min(self.expires_at, self.last_seen_at + timedelta(seconds=self.idle_timeout_seconds))
+
+    def under(self, policy: "SessionPolicy | None") -> "SessionRecord":
+        """This session under its portal's current lifetime and idle timeout: a shorter one ends open
+        sessions sooner at once; a longer one is for new sessions only (the cookie's Max-Age was set)."""
+        if policy is None:
+            return self
+        expires_at = min(self.expires_at, self.created_at + timedelta(seconds=policy.lifetime_seconds))
+        idle = min(self.idle_timeout_seconds, policy.idle_timeout_seconds)
+        if expires_at == self.expires_at and idle == self.idle_timeout_seconds:
+            return self
+        return self.model_copy(update={"expires_at": expires_at, "idle_timeout_seconds": idle})
 
     def is_live(self, now: datetime | None = None) -> bool:
         return (now or datetime.now(UTC)) < self.ends_at()
+
+
+class SessionPolicy(BaseModel):
+    """A portal's current session lifetime and idle timeout, in the bucket `session_policies`."""
+
+    lifetime_seconds: int = Field(gt=0, description="A session ends this long after it opened.")
+    idle_timeout_seconds: int = Field(gt=0, description="A session ends after this long without a request.")

@@ -15,6 +15,13 @@ import typer
 from contracts.subjects import DLQ_STREAM, SERVICES
 from services.runtime.settings import Settings
 
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+# What `portico dev` writes under the data dir: the URL of the NATS server it uses and its own pid.
+DEV_NATS_RECORD = "dev-nats.json"
+# Seconds a command tries to reach NATS before it gives up (the whole command ends within about 5 s).
+NATS_CONNECT_BUDGET = 3.0
+NATS_CONNECT_TIMEOUT = 1.2
+
 app = typer.Typer(help="Portico operator commands.", no_args_is_help=True, add_completion=False)
 dlq_app = typer.Typer(help="Events consumers gave up on.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
@@ -156,8 +163,101 @@ def dev() -> None:
 
     threading.Thread(target=_announce_when_ready, args=(settings, _banner(settings, creds, nats_url)),
                      daemon=True).start()
-    manager.loop()
+    record = _record_dev_nats(settings, nats_url)
+    try:
+        manager.loop()
+    finally:
+        _forget_dev_nats(record)
     sys.exit(manager.returncode or 0)
+
+
+def _record_dev_nats(settings: Settings, nats_url: str) -> Path:
+    """Write `<data dir>/dev-nats.json` `{"url", "pid"}` so that other `portico` commands find this NATS."""
+    path = settings.data_dir / DEV_NATS_RECORD
+    path.write_text(json.dumps({"url": nats_url, "pid": os.getpid()}))
+    return path
+
+
+def _forget_dev_nats(path: Path) -> None:
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():  # a newer `portico dev` keeps its own
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _listening(nats_url: str, timeout: float = 1.0) -> bool:
+    """Something accepts TCP connections at the URL's host and port (4222 when none is given)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(nats_url)
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_nats_url(settings: Settings) -> tuple[str, str]:
+    """The NATS server an operator command talks to, and why: `(url, reason)`.
+
+    Order: PORTICO_NATS_URL when set; else the server a running `portico dev` recorded in
+    `<data dir>/dev-nats.json` (its process alive and the server accepting connections); else
+    `nats://127.0.0.1:4222`, with a reason that says no running `portico dev` was found.
+    """
+    if settings.nats_url:
+        return settings.nats_url, "PORTICO_NATS_URL"
+    path = settings.data_dir / DEV_NATS_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and isinstance(record.get("url"), str):
+        if _process_alive(record.get("pid")) and _listening(record["url"]):
+            return record["url"], f"the running `portico dev`, recorded in {path}"
+        return DEFAULT_NATS_URL, (f"default; the `portico dev` recorded in {path} is not running; "
+                                  "set PORTICO_NATS_URL to choose a server")
+    return DEFAULT_NATS_URL, (f"default; no running `portico dev` found in {settings.data_dir} (PORTICO_DATA_DIR); "
+                              "set PORTICO_NATS_URL to choose a server")
+
+
+def _nats_url_announced() -> str:
+    """`resolve_nats_url`, said on one line of stderr (stdout stays the command's output)."""
+    url, reason = resolve_nats_url(Settings())
+    typer.echo(f"NATS: {url} ({reason})", err=True)
+    return url
+
+
+async def _connect(nats_url: str):  # type: ignore[no-untyped-def]
+    """A NATS connection for one command, or exit 1 with "cannot reach NATS at <url>" within
+    `NATS_CONNECT_BUDGET` seconds: never a retry loop, never a traceback."""
+    import nats
+
+    async def quiet(_: Exception) -> None:
+        return None
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(nats_url, connect_timeout=NATS_CONNECT_TIMEOUT, allow_reconnect=False,
+                         max_reconnect_attempts=1, reconnect_time_wait=0.1, error_cb=quiet),
+            timeout=NATS_CONNECT_BUDGET)
+    except Exception as exc:
+        detail = str(exc) or type(exc).__name__
+        raise typer.Exit(_fail(f"cannot reach NATS at {nats_url} ({detail}); is it running? "
+                               "Set PORTICO_NATS_URL to use another server.")) from None
 
 
 def _port_taken(port: int) -> bool:
@@ -175,10 +275,12 @@ def _port_taken(port: int) -> bool:
 def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object a line."),
              limit: int = typer.Option(100, help="At most this many, newest last.")) -> None:
     """Events on the dead-letter subject, with the consumer and the error."""
-    rows = asyncio.run(_dlq_rows(Settings().resolved_nats_url, limit))
+    rows = asyncio.run(_dlq_rows(_nats_url_announced(), limit))
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
+        if not rows:
+            typer.echo("no dead-lettered events", err=True)
         return
     if not rows:
         typer.echo("no dead-lettered events")
@@ -189,16 +291,19 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
 
 
 async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
-    import nats
+    """The last `limit` messages of the DLQ stream as dicts; `[]` when it is empty or was never created
+    (a read: nothing is created on the server)."""
     from nats.js.errors import NotFoundError
 
-    from services.runtime.nats import dlq_stream_config, ensure_stream
-
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    nc = await _connect(nats_url)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, dlq_stream_config())
-        info = await js.stream_info(DLQ_STREAM)
+        try:
+            info = await js.stream_info(DLQ_STREAM)
+        except NotFoundError:
+            return []  # no service has run against this server yet: nothing was dead-lettered
+        if info.state.messages == 0:
+            return []
         rows = []
         first = max(info.state.first_seq, info.state.last_seq - limit + 1)
         for seq in range(first, info.state.last_seq + 1):
@@ -223,15 +328,18 @@ async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
 
 def _ask_notifications(operation: str, body: dict[str, object]) -> dict[str, object]:
     """One request to the running notifications service over NATS."""
-    import nats
     import nats.errors
 
+    nats_url = _nats_url_announced()
+
     async def ask() -> dict[str, object]:
-        nc = await nats.connect(Settings().resolved_nats_url, connect_timeout=3, max_reconnect_attempts=0)
+        nc = await _connect(nats_url)
         try:
             reply = await nc.request(f"rpc.notifications.{operation}", json.dumps(body).encode(), timeout=10)
         except nats.errors.NoRespondersError:
             raise typer.Exit(_fail("the notifications service is not running")) from None
+        except nats.errors.TimeoutError:
+            raise typer.Exit(_fail("the notifications service did not answer within 10 s")) from None
         finally:
             await nc.close()
         answer = json.loads(reply.data or b"{}")
@@ -249,7 +357,7 @@ def _fail(message: str) -> int:
 
 @notifications_app.command("failed")
 def notifications_failed(as_json: bool = typer.Option(False, "--json", help="One JSON object a line."),
-                         status: str = typer.Option("failed", help="failed, pending, sent or cancelled.")) -> None:
+                         status: str = typer.Option("failed", help="failed, pending, sent, cancelled or bounced.")) -> None:
     """Notifications that gave up after their last try (or in another state), newest first."""
     rows = _ask_notifications("list_notifications", {"status": status})["notifications"]
     if as_json:
@@ -278,12 +386,17 @@ def replay(service: str, rebuild: bool = typer.Option(
     """Apply the events a service consumes from the start of the streams (idempotent)."""
     from services.runtime.logging import configure_logging
 
-    settings = Settings()
+    module = _service_module(service)
+    settings = Settings().model_copy(update={"nats_url": _nats_url_announced()})
     configure_logging(f"replay-{service}", "WARNING")
-    svc = _service_module(service).build(settings)
+    svc = module.build(settings)
 
     async def run() -> int:
-        await svc.broker.connect()
+        await (await _connect(settings.resolved_nats_url)).close()  # reachable, or a clear message at once
+        try:
+            await asyncio.wait_for(svc.broker.connect(), timeout=NATS_CONNECT_BUDGET)
+        except Exception:
+            raise typer.Exit(_fail(f"cannot reach NATS at {settings.resolved_nats_url}")) from None
         try:
             return await svc.replay(rebuild=rebuild)
         finally:

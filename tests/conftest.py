@@ -125,7 +125,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
+                                           access_log=False, lifespan="on", proxy_headers=False))
     task = asyncio.create_task(server.serve())
     gw = Gateway(f"http://127.0.0.1:{port}")
     await wait_until(lambda: server.started, timeout=10)

@@ -51,3 +51,28 @@ def rows(database_url: str, sql: str, **params: object) -> list[tuple]:
 
 def count(database_url: str, table: str, where: str = "1=1", **params: object) -> int:
     return rows(database_url, f"SELECT count(*) FROM {table} WHERE {where}", **params)[0][0]
+
+
+def table_counts(database_url: str) -> dict[str, int]:
+    """Rows in every table of a service's database (Alembic's version table left out)."""
+    from sqlalchemy import inspect
+
+    engine = make_engine(database_url)
+    try:
+        names = [n for n in inspect(engine).get_table_names() if n != "alembic_version"]
+        with engine.connect() as conn:
+            return {name: conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in names}
+    finally:
+        engine.dispose()
+
+
+async def settled_counts(database_urls: list[str], timeout: float = 10.0) -> dict[str, dict[str, int]]:
+    """`table_counts` of every database, once two readings in a row agree (events in flight applied)."""
+    deadline = time.monotonic() + timeout
+    before = {url: table_counts(url) for url in database_urls}
+    while True:
+        await asyncio.sleep(0.2)
+        now = {url: table_counts(url) for url in database_urls}
+        if now == before or time.monotonic() > deadline:
+            return now
+        before = now

@@ -31,19 +31,33 @@ from contracts.rpc import (
     UpdatePortalSettings,
     VerifyApiKey,
 )
-from services.auth import portals
+from services.auth import limits, portals
 from services.auth.accounts import get_or_create_user
 from services.auth.domain import hash_api_key, new_api_key, new_password, normalize_email
 from services.auth.signin import hash_password
 from services.auth.models import ApiKey, Portal, PortalSecret, User
+from services.auth.sessions import publish_session_policy
+from services.runtime.service import Service
 
 
-def verify_api_key(session: Session, request: VerifyApiKey) -> ApiKeyIdentity:
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(request.key))).first()
+def _live_key(session: Session, presented: str) -> ApiKeyIdentity | None:
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented))).first()
     now = datetime.now(UTC)
     if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+        return None
+    return ApiKeyIdentity(key_id=key.id, org_id=key.org_id, role=key.role, name=key.name)
+
+
+async def verify_api_key(service: Service, request: VerifyApiKey) -> ApiKeyIdentity:
+    """The key's org and role, or `unauthorized`; wrong keys count against the client address
+    (`limits.API_KEY_FAILURES_PER_IP`: `rate_limited` while it must wait)."""
+    limiter = service.resources["limits"]
+    await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
+    identity = await service.read(_live_key, request.key)
+    await limiter.settle(identity is not None, limits.API_KEY_FAILURES_PER_IP, request.client_ip)
+    if identity is None:
         raise ServiceError(ErrorCode.unauthorized, "Unknown, expired or revoked API key.")
-    return ApiKeyIdentity(key_id=key.id, org_id=key.org_id, role=key.role)
+    return identity
 
 
 def get_portal(session: Session, request: GetPortal) -> PortalView:
@@ -56,11 +70,18 @@ def create_portal(session: Session, request: CreatePortal) -> PortalView:
     return portals.portal_view(session, portal)
 
 
-def update_portal_settings(session: Session, request: UpdatePortalSettings) -> PortalView:
-    portal = portals.admin_portal(session, request.actor, request.portal)
-    portals.apply_settings(portal, request.settings)
-    session.add(portal)
-    return portals.portal_view(session, portal)
+async def update_portal_settings(service: Service, request: UpdatePortalSettings) -> PortalView:
+    """Changes a portal's settings; a new session lifetime or idle timeout reaches every gateway at once
+    (`publish_session_policy`), so open sessions end by the new, shorter one."""
+    def update(session: Session) -> tuple[PortalView, Portal]:
+        portal = portals.admin_portal(session, request.actor, request.portal)
+        portals.apply_settings(portal, request.settings)
+        session.add(portal)
+        return portals.portal_view(session, portal), portal
+
+    view, portal = await service.transaction(update)
+    await publish_session_policy(service, portal)
+    return view
 
 
 def rotate_secret(session: Session, request: RotateSecret) -> NewSecret:

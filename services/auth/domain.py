@@ -3,20 +3,19 @@
 import hashlib
 import secrets
 
-from email_validator import EmailNotValidError, validate_email
-
+from contracts import emails
 from contracts.errors import ErrorCode, ServiceError
 
 API_KEY_PREFIX = "pk_"
 
 
 def normalize_email(raw: str) -> str:
-    """One account per e-mail, case-insensitive: the checked address, lower-cased."""
+    """One account per e-mail: `contracts.emails.normalize_email` (NFKC, case, IDNA domain), or
+    `ServiceError(invalid_email)` naming what is wrong."""
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
+        return emails.normalize_email(raw)
+    except ValueError as exc:
         raise ServiceError(ErrorCode.invalid_email, f"Not a valid e-mail address: {exc}") from exc
-    return checked.normalized.lower()
 
 
 def new_api_key() -> str:

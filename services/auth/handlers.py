@@ -118,9 +118,15 @@ def check_code(session: Session, slug: str, email: str, code: str) -> tuple[Code
 
 
 async def verify_email_code(service: Service, request: VerifyEmailCode) -> SessionOpened:
-    await service.resources["limits"].hit(limits.CODE_TRIES_PER_IP, request.client_ip)
+    """Sign in with the e-mailed code. Wrong codes are limited per client address (blocked) and per
+    address on the portal (slowed): `limits.CODE_FAILURES_PER_IP`, `limits.CODE_FAILURES_PER_ACCOUNT`."""
     email = normalize_email(request.email)
+    limiter = service.resources["limits"]
+    guarded = (limits.CODE_FAILURES_PER_IP, request.client_ip, limits.CODE_FAILURES_PER_ACCOUNT,
+               f"{request.portal}|{email}")
+    await limiter.guard(*guarded)
     result, portal, user = await service.transaction(check_code, request.portal, email, request.code)
+    await limiter.settle(result is CodeCheck.ok, *guarded)
     if result is CodeCheck.exhausted:
         raise ServiceError(ErrorCode.invalid_code, "Too many wrong tries: this code no longer works; ask for a new one.")
     if result is not CodeCheck.ok or user is None:

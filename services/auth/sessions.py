@@ -7,13 +7,15 @@ from typing import Literal
 
 import nats.js.errors
 from nats.js.kv import KeyValue
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import IdentityLinked
 from contracts.sessions import (
     MAX_SESSION_DAYS,
+    SESSION_POLICIES_BUCKET,
     SESSIONS_BUCKET,
+    SessionPolicy,
     SessionRecord,
     SignInMethod,
     session_key,
@@ -40,6 +42,32 @@ async def open_buckets(service: Service) -> None:
     service.resources["limits"] = RateLimiter(await ensure_bucket(
         js, RATE_BUCKET, ttl_seconds=3600, description="Sign-in rate limit counters"),
         scale=service.settings.rate_limit_scale)
+    service.resources["session_policies"] = await ensure_bucket(
+        js, SESSION_POLICIES_BUCKET, ttl_seconds=0,
+        description="Each portal's current session lifetime and idle timeout")
+    # Heals a write lost between a settings commit and its publication (see `publish_session_policy`).
+    for portal in await service.read(lambda session: list(session.exec(select(Portal)).all())):
+        await publish_session_policy(service, portal)
+
+
+def session_policy(portal: Portal) -> SessionPolicy:
+    return SessionPolicy(lifetime_seconds=portal.session_lifetime_hours * 3600,
+                         idle_timeout_seconds=portal.idle_timeout_minutes * 60)
+
+
+async def publish_session_policy(service: Service, portal: Portal) -> None:
+    """Tell every gateway the portal's current session lifetime and idle timeout (bucket
+    `session_policies`, key: the portal's slug); they apply it to open sessions at once. Written after
+    the settings are committed; a write that fails is made again when auth next starts."""
+    policy = session_policy(portal)
+    kv = service.resources["session_policies"]
+    try:
+        entry = await kv.get(portal.slug)
+        if entry.value == policy.model_dump_json().encode():
+            return
+    except nats.js.errors.KeyNotFoundError:
+        pass
+    await kv.put(portal.slug, policy.model_dump_json().encode())
 
 
 def session_for(user: User, *, method: SignInMethod, portal: Portal | None, lifetime: timedelta | None = None,

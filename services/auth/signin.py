@@ -103,11 +103,19 @@ async def anonymous_login(service: Service, request: AnonymousLogin) -> SessionO
 
 
 async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
-    """E-mail and password of a staff account; the same answer and timing for every wrong pair."""
+    """E-mail and password of a staff account; the same answer and timing for every wrong pair.
+
+    Failed sign-ins are limited per client address (blocked) and per account (slowed): see
+    `limits.STAFF_FAILURES_PER_IP` and `limits.STAFF_FAILURES_PER_ACCOUNT`; `rate_limited` (429,
+    `retry_after` seconds) while either must wait, whether or not the password is right.
+    """
     try:
         email = normalize_email(request.email)
     except ServiceError:
         email = ""
+    limiter = service.resources["limits"]
+    guarded = (limits.STAFF_FAILURES_PER_IP, request.client_ip, limits.STAFF_FAILURES_PER_ACCOUNT, email)
+    await limiter.guard(*guarded)
 
     def find(session: Session) -> User | None:
         return session.exec(select(User).where(User.email == email, User.kind == "staff")).first() if email else None
@@ -121,7 +129,9 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
         except (VerificationError, InvalidHashError):
             return False
 
-    if not await asyncio.to_thread(check) or user is None:
+    right = await asyncio.to_thread(check) and user is not None
+    await limiter.settle(right, *guarded)
+    if not right or user is None:
         raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")
     record = session_for(user, method="password", portal=None, lifetime=STAFF_SESSION, idle=STAFF_IDLE)
     token = await open_session(service.resources["sessions"], record)

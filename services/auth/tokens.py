@@ -1,10 +1,11 @@
 """Verifying sign-in tokens (HS256 JWTs signed with a portal's secret). Pure: no I/O.
 
 Stricter than the products Portico replaces: only HS256, no `crit` extensions, at most 60 s of
-clock leeway, `iat` required and bounded by the method's window, `exp` honoured, a `kid` that
-names an unknown key refused, and every failure a stable error code.
+clock leeway, `iat` required and bounded by the method's window, `exp` honoured, `iat`/`exp`/`nbf`
+JSON numbers only, a `kid` that names an unknown key refused, and every failure a stable error code.
 """
 
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,6 +31,27 @@ def new_secret() -> SigningKey:
 
 def _fail(code: ErrorCode, message: str) -> ServiceError:
     return ServiceError(code, message)
+
+
+NUMERIC_DATE_CLAIMS = ("iat", "exp", "nbf")
+# 9999-12-31T23:59:59Z: a date past it (or before year 1 BCE by as much) is no date a signing server meant.
+MAX_NUMERIC_DATE = 253402300799
+
+
+def check_numeric_dates(claims: dict[str, Any]) -> None:
+    """`iat`, `exp` and `nbf`, where present, are JSON numbers (RFC 7519 section 2, NumericDate: seconds
+    since the epoch): a string, a boolean, null, NaN, an infinity or a number past year 9999 is
+    `ServiceError(invalid_claim)`."""
+    for name in NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(ErrorCode.invalid_claim,
+                        f"The token's `{name}` must be a JSON number of seconds (RFC 7519 NumericDate), "
+                        f"not {type(value).__name__ if value is not None else 'null'}.")
+        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_NUMERIC_DATE:
+            raise _fail(ErrorCode.invalid_claim, f"The token's `{name}` is not a date (RFC 7519 NumericDate).")
 
 
 def verify_token(token: str, keys: list[SigningKey], *, max_age_seconds: int, now: float | None = None,
@@ -62,6 +84,11 @@ def verify_token(token: str, keys: list[SigningKey], *, max_age_seconds: int, no
     claims: dict[str, Any] | None = None
     for key in candidates:
         try:
+            # Signature first, then the claims' types (PyJWT reads "1796065484" as a date), then their values.
+            signed = jwt.decode(token, key.secret, algorithms=["HS256"], options={
+                "require": list(required), "verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                "verify_iat": False})
+            check_numeric_dates(signed)
             claims = jwt.decode(token, key.secret, algorithms=["HS256"], leeway=LEEWAY_SECONDS,
                                 options={"require": list(required), "verify_aud": False})
             break
@@ -75,7 +102,7 @@ def verify_token(token: str, keys: list[SigningKey], *, max_age_seconds: int, no
         except jwt.MissingRequiredClaimError as exc:
             raise _fail(ErrorCode.missing_claim, f"The token has no `{exc.claim}` claim.") from exc
         except jwt.InvalidIssuedAtError as exc:
-            raise _fail(ErrorCode.invalid_token, "The token's `iat` must be a number of seconds.") from exc
+            raise _fail(ErrorCode.invalid_claim, "The token's `iat` must be a number of seconds.") from exc
         except jwt.InvalidTokenError as exc:
             raise _fail(ErrorCode.invalid_token, f"The token is malformed: {exc}") from exc
     if claims is None:

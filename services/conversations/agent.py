@@ -32,7 +32,9 @@ def author(actor: Actor) -> store.Author:
     if actor.role not in AGENT_ROLES:
         raise ServiceError(ErrorCode.forbidden, "Only agents and admins work conversations.")
     kind, _, ident = actor.principal.partition(":")
-    return store.Author(ident if kind == "user" else actor.principal, "agent")
+    if kind == "user":
+        return store.Author(ident, "agent")
+    return store.Author(actor.principal, "agent", actor.name or views.SUPPORT_NAME)
 
 
 def _conversation(session: Session, actor: Actor, conversation_id: str) -> Conversation:
@@ -107,7 +109,7 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
                                 internal=request.internal, attachments=request.attachments)
     session.flush()
     staff = session.get(Customer, me.id) if me.id else None
-    view = views.posted(message, request.attachments, (staff.display_name or staff.email) if staff else None)
+    view = views.posted(message, request.attachments, (staff.display_name or staff.email) if staff else me.name)
     return claim.answer(session, PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened),
                         message.id)
 

@@ -7,6 +7,7 @@ from contracts.events import (
     ConversationClosed,
     ConversationCreated,
     ConversationReopened,
+    EmailBounced,
     EmailReceived,
     IdentityLinked,
     MessagePosted,
@@ -39,7 +40,8 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
                   ReporterChanged),
         subscriptions=(Subscription("auth", {UserRegistered: handlers.record_customer,
                                              IdentityLinked: handlers.link_identity}),
-                       Subscription("notifications", {EmailReceived: handlers.email_received})),
+                       Subscription("notifications", {EmailReceived: handlers.email_received,
+                                                      EmailBounced: handlers.email_bounced})),
         read_models=(Customer,),
         **overrides,  # type: ignore[arg-type]
     )

@@ -135,20 +135,8 @@ def start_conversation(settings: Settings, session: Session, request: StartConve
 def _reopen_for_customer(session: Session, viewer: ViewerModel, config: store.PortalRules,
                          conversation: Conversation) -> Conversation:
     """Reopen under the portal's policy; may answer with a new conversation linked to the closed one."""
-    outcome = domain.customer_reopen(enabled=config.reopen_enabled, policy=config.reopen_policy,
-                                     within_days=config.reopen_within_days, closed_at=conversation.closed_at,
-                                     now=store.now())
-    author = store.Author(viewer.user_id, "customer")
-    if outcome == "reopen":
-        store.reopen(session, conversation, author=author)
-        return conversation
-    successor = store.create_conversation(
-        session, org_id=conversation.org_id, portal=conversation.portal, customer_id=conversation.customer_id,
-        channel="portal", subject=conversation.subject, viewers=store.viewers_of(viewer) + (
-            [(conversation.customer_id, "reporter")] if conversation.customer_id != viewer.user_id else []),
-        linked_from=conversation.id)
-    store.add_event(session, successor, author=author, event="continues", detail={"conversation_id": conversation.id})
-    return successor
+    return store.reopen_on_request(session, conversation, config, author=store.Author(viewer.user_id, "customer"),
+                                   viewers=store.viewers_of(viewer))
 
 
 def post_message(settings: Settings, session: Session, request: PostMessage) -> PostedMessage:

@@ -4,7 +4,8 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from contracts.conversations import Viewer
@@ -67,30 +68,55 @@ def preview(body: str) -> str:
 ReopenOutcome = Literal["reopen", "new_conversation"]
 
 
+def message_to_closed(*, enabled: bool, policy: str, within_days: int, closed_at: datetime | None,
+                      now: datetime) -> ReopenOutcome:
+    """What a customer's message to a closed conversation does, on every channel (portal, e-mail,
+    chat, channel webhooks): `reopen` where the portal's reopen policy allows it, otherwise
+    `new_conversation`, a new conversation linked to the closed one, so nothing the customer wrote
+    is lost. Policies: `always`, `within_days` (reopen only within `within_days` days of closing),
+    `new_conversation`; `enabled=False` turns reopening off. (DESIGN.md, "One rule on every channel".)
+    """
+    if not enabled or policy == "new_conversation":
+        return "new_conversation"
+    if policy == "within_days" and closed_at is not None and now - closed_at > timedelta(days=within_days):
+        return "new_conversation"
+    return "reopen"
+
+
 def customer_reopen(*, enabled: bool, policy: str, within_days: int, closed_at: datetime | None,
                     now: datetime) -> ReopenOutcome:
-    """What a customer's reopen of a closed conversation does under the portal's policy."""
+    """A customer asking the portal to reopen: `message_to_closed`, except that where reopening is
+    off or its window has passed the portal says so (`reopen_disabled`, `reopen_window_passed`)
+    rather than starting a new conversation the customer did not ask for."""
+    outcome = message_to_closed(enabled=enabled, policy=policy, within_days=within_days, closed_at=closed_at,
+                                now=now)
     if not enabled:
         raise ServiceError(ErrorCode.reopen_disabled, "Reopening conversations is turned off on this portal; "
                                                       "start a new conversation instead.")
-    if policy == "new_conversation":
-        return "new_conversation"
-    if policy == "within_days" and closed_at is not None and now - closed_at > timedelta(days=within_days):
+    if outcome == "new_conversation" and policy == "within_days":
         raise ServiceError(ErrorCode.reopen_window_passed,
                            f"This conversation was closed more than {within_days} days ago and can no longer be "
                            "reopened; start a new conversation instead.")
-    return "reopen"
+    return outcome
 
 
 def encode_cursor(at: datetime, conversation_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), conversation_id]).encode()).decode().rstrip("=")
 
 
+CURSOR_ID = re.compile(r"^[0-9A-Za-z]{1,40}$")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(time in UTC, conversation id) of a cursor from `encode_cursor`; anything else (a time without its
+    offset or out of range, an id that is not one) is `ServiceError(invalid_request)`."""
     try:
         at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(conversation_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not isinstance(conversation_id, str) or not CURSOR_ID.match(conversation_id):
+            raise ValueError("not a cursor")
+        return moment.astimezone(UTC), conversation_id
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise ServiceError(ErrorCode.invalid_request, "cursor: not a cursor this API returned.") from exc
 
 

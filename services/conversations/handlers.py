@@ -3,7 +3,7 @@
 from sqlmodel import Session, select
 
 from contracts.envelope import EventEnvelope
-from contracts.events import EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
+from contracts.events import EmailBounced, EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
 from services.conversations import store
 from services.conversations.models import Conversation, Customer, InboundReceipt, Viewer
 from services.runtime.logging import get_logger
@@ -74,9 +74,24 @@ def email_received(session: Session, event: EmailReceived, envelope: EventEnvelo
             session, org_id=envelope.org_id, portal=event.portal, customer_id=event.customer_id, channel="email",
             subject=event.conversation_subject, viewers=[(event.customer_id, "reporter")])
     elif conversation.status == "closed":
-        store.reopen(session, conversation, author=author)
+        config = store.portal_config(session, conversation.portal, conversation.org_id)
+        conversation = store.write_to_closed(session, conversation, config, author=author, channel="email",
+                                             viewers=[(event.customer_id, "reporter" if event.customer_id ==
+                                                       conversation.customer_id else "participant")])
     message = store.add_message(session, conversation, author=author, body=event.body, channel="email",
                                 attachments=event.attachments, in_reply_to=event.email_message_id)
     session.add(InboundReceipt(org_id=envelope.org_id, channel="email", external_message_id=event.email_message_id,
                                conversation_id=conversation.id, message_id=message.id, created_at=store.now()))
     log.info("e-mail posted", conversation_id=conversation.id, matched_by=event.matched_by)
+
+
+def email_bounced(session: Session, event: EmailBounced, envelope: EventEnvelope) -> None:
+    """An answer e-mailed to the customer came back: agents see on the conversation, next to the
+    message, that the customer did not get it (an internal entry, never shown to the customer)."""
+    conversation = session.get(Conversation, event.conversation_id) if event.conversation_id else None
+    if conversation is None or conversation.org_id != envelope.org_id:
+        return
+    store.add_event(session, conversation, author=store.Author(None, "system"), event="email_bounced",
+                    detail={"message_id": event.message_id, "recipient": event.recipient, "reason": event.reason},
+                    internal=True)
+    log.info("bounce shown on the conversation", conversation_id=conversation.id)

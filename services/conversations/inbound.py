@@ -75,17 +75,21 @@ def _accept(session: Session, request: InboundMessage, payload: InboundPayload, 
             Conversation.org_id == request.org_id, Conversation.channel == request.channel,
             Conversation.thread_key == thread_key, Conversation.customer_id == customer.user_id)
             .order_by(col(Conversation.created_at).desc())).first()
-    created = conversation is None or conversation.status == "closed"
-    if created:
-        # A message on a closed thread starts a new conversation that continues it.
+    author = store.Author(customer.user_id, "customer")
+    created = conversation is None
+    if conversation is None:
         conversation = store.create_conversation(
             session, org_id=request.org_id, portal=payload.portal, customer_id=customer.user_id,
             channel=request.channel, subject=payload.subject or domain.preview(body)[:80],
-            viewers=[(customer.user_id, "reporter")], linked_from=conversation.id if conversation else None,
-            thread_key=thread_key)
-    assert conversation is not None
-    message = store.add_message(session, conversation, author=store.Author(customer.user_id, "customer"), body=body,
-                                channel=request.channel)
+            viewers=[(customer.user_id, "reporter")], thread_key=thread_key)
+    elif conversation.status == "closed":
+        config = store.portal_config(session, conversation.portal, conversation.org_id)
+        earlier = conversation
+        conversation = store.write_to_closed(session, conversation, config, author=author, channel=request.channel,
+                                             viewers=[(customer.user_id, "reporter")])
+        created = conversation is not earlier
+        conversation.reply_channel = request.channel  # the customer is on this channel: answers go back on it
+    message = store.add_message(session, conversation, author=author, body=body, channel=request.channel)
     session.add(InboundReceipt(org_id=request.org_id, channel=request.channel,
                                external_message_id=payload.external_message_id, conversation_id=conversation.id,
                                message_id=message.id, created_at=store.now()))

@@ -35,7 +35,7 @@ class Limits:
 class Author:
     id: str | None
     kind: str  # customer | agent | system
-
+    name: str | None = None  # for an author with no account (an API key): shown as the author
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -139,7 +139,8 @@ def add_message(session: Session, conversation: Conversation, *, author: Author,
     public = not internal
     at = _bump(conversation, public=public)
     message = _entry(session, conversation, kind="note" if internal else "message", author=author,
-                     visibility="internal" if internal else "public", channel=channel, body=body)
+                     visibility="internal" if internal else "public", channel=channel, body=body,
+                     detail={"author_name": author.name} if author.name else None)
     message.created_at = at
     for ref in attachments:
         session.add(Attachment(id=ref.attachment_id, org_id=conversation.org_id, conversation_id=conversation.id,
@@ -200,6 +201,44 @@ def reopen(session: Session, conversation: Conversation, *, author: Author) -> N
         conversation_id=conversation.id, portal=conversation.portal, customer_id=conversation.customer_id,
         reopened_by=author.id, reopened_by_kind=author.kind, previous_channel=previous),  # type: ignore[arg-type]
         org_id=conversation.org_id, aggregate_id=conversation.id, aggregate_version=conversation.version)
+
+
+def write_to_closed(session: Session, conversation: Conversation, config: PortalRules, *, author: Author,
+                    channel: str, viewers: list[tuple[str, str]]) -> Conversation:
+    """Where a customer's message to a closed conversation goes, on any channel: the conversation
+    reopened where the portal's policy allows it (`domain.message_to_closed`), else a new one on
+    `channel` linked to it (`linked_from`, and a `continues` entry), seen by `viewers` and the
+    closed one's reporter."""
+    outcome = domain.message_to_closed(enabled=config.reopen_enabled, policy=config.reopen_policy,
+                                       within_days=config.reopen_within_days, closed_at=conversation.closed_at,
+                                       now=now())
+    return _apply_reopen(session, conversation, outcome, author=author, channel=channel, viewers=viewers)
+
+
+def _apply_reopen(session: Session, conversation: Conversation, outcome: str, *, author: Author, channel: str,
+                  viewers: list[tuple[str, str]]) -> Conversation:
+    if outcome == "reopen":
+        reopen(session, conversation, author=author)
+        return conversation
+    if all(viewer != conversation.customer_id for viewer, _ in viewers):
+        viewers = viewers + [(conversation.customer_id, "reporter")]
+    successor = create_conversation(
+        session, org_id=conversation.org_id, portal=conversation.portal, customer_id=conversation.customer_id,
+        channel=channel, subject=conversation.subject, viewers=viewers, linked_from=conversation.id,
+        thread_key=conversation.thread_key if channel == conversation.channel else None)
+    add_event(session, successor, author=author, event="continues", detail={"conversation_id": conversation.id})
+    return successor
+
+
+def reopen_on_request(session: Session, conversation: Conversation, config: PortalRules, *, author: Author,
+                      viewers: list[tuple[str, str]]) -> Conversation:
+    """A customer asked the portal to reopen (`domain.customer_reopen`): reopened, or a new linked
+    conversation under the `new_conversation` policy; raises `reopen_disabled` or
+    `reopen_window_passed` where the policy refuses."""
+    outcome = domain.customer_reopen(enabled=config.reopen_enabled, policy=config.reopen_policy,
+                                     within_days=config.reopen_within_days, closed_at=conversation.closed_at,
+                                     now=now())
+    return _apply_reopen(session, conversation, outcome, author=author, channel="portal", viewers=viewers)
 
 
 def viewers_of(viewer: ViewerModel) -> list[tuple[str, str]]:

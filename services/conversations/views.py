@@ -17,6 +17,9 @@ from contracts.events import AttachmentRef
 from services.conversations.models import Attachment, Conversation, Customer, Message
 from services.conversations.store import PortalRules
 
+# The author shown for an answer written without a staff account (an API key with no name).
+SUPPORT_NAME = "Support team"
+
 
 def summary(conversation: Conversation, read_at: Any) -> ConversationSummary:
     unread = conversation.last_agent_reply_at is not None and (read_at is None
@@ -58,7 +61,8 @@ def _views(session: Session, rows: list[Message], files_of: Any) -> list[Message
         select(Customer).where(col(Customer.id).in_(author_ids))).all()} if author_ids else {}
     return [MessageView(
         id=m.id, kind=m.kind, author_id=m.author_id, author_kind=m.author_kind,  # type: ignore[arg-type]
-        author_name=names.get(m.author_id or "") or None, channel=m.channel, body=m.body,  # type: ignore[arg-type]
+        author_name=names.get(m.author_id or "") or (m.detail or {}).get("author_name"), channel=m.channel,
+        body=m.body,  # type: ignore[arg-type]
         redacted=m.redacted_at is not None, event=m.event, detail=m.detail,
         attachments=files.get(m.id, []), created_at=m.created_at) for m in rows]
 

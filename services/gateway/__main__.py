@@ -11,7 +11,9 @@ def main() -> None:
     settings = Settings()
     configure_logging("gateway", settings.log_level)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, loop="uvloop",
-                http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=5)
+                http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=5,
+                # The app decides which proxies' X-Forwarded-For to believe (PORTICO_TRUSTED_PROXIES).
+                proxy_headers=False)
 
 
 main()

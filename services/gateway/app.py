@@ -1,16 +1,14 @@
 """The gateway's composition root: FastAPI app, NATS client, middleware, routes."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, wait_exponential
 
-from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.sessions import MAX_SESSION_DAYS, SESSIONS_BUCKET
 from services.gateway import (
@@ -26,16 +24,17 @@ from services.gateway import (
     routes_notifications,
     routes_session,
 )
+from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
 from services.gateway.errors import install_error_handlers
+from services.gateway.session_policies import SessionPolicies
+from services.gateway.routes_docs import install_docs
 from services.runtime.kv import ensure_bucket
-from services.runtime.logging import correlation_id, get_logger
+from services.runtime.logging import get_logger
 from services.runtime.nats import CONNECT_OPTIONS
-from services.runtime.rpc import RpcClient
+from services.runtime.rpc import RpcClient, bus_connected
 from services.runtime.settings import Settings
 
 log = get_logger("portico.gateway")
-
-REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,19 +42,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = NatsBroker(settings.resolved_nats_url, logger=None, **CONNECT_OPTIONS)
 
     buckets: dict[str, KeyValue] = {}
+    session_policies = SessionPolicies()
 
     async def connect() -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=2)):
             with attempt:
                 await broker.connect()
+                # Policies first: no session is read before its portal's current lifetime is known.
+                await session_policies.follow(broker.config.connection_state.stream)
                 buckets["sessions"] = await ensure_bucket(
                     broker.config.connection_state.stream, SESSIONS_BUCKET,
                     ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
         log.info("gateway connected to NATS")
 
     def sessions() -> KeyValue:
-        if "sessions" not in buckets:
-            raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus yet.")
+        if "sessions" not in buckets or not bus_connected(broker):
+            # Reading the bucket while the client reconnects would wait for a timeout: answer at once.
+            raise ServiceError(ErrorCode.service_unavailable, "The message bus is unreachable; try again shortly.")
         return buckets["sessions"]
 
     @asynccontextmanager
@@ -64,35 +67,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         connecting = asyncio.create_task(connect())
         yield
         connecting.cancel()
+        await session_policies.stop()
         try:
             await asyncio.wait_for(broker.stop(), timeout=3)
         except Exception as exc:
             log.warning("broker stop failed", error=repr(exc))
 
-    app = FastAPI(title="Portico", version="0.1.0", lifespan=lifespan,
+    # No redirect_slashes: `/api/v1/session/` is a JSON 404, not an empty redirect. Docs from local files.
+    app = FastAPI(title="Portico", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
+                  docs_url=None, redoc_url=None,
                   description="Customer-support portal: sign-in, conversations, knowledge base.")
     app.state.settings = settings
     app.state.broker = broker
     app.state.rpc = RpcClient(broker, timeout=settings.rpc_timeout)
     app.state.sessions = sessions
-    app.state.is_connected = lambda: bool(broker._connection and broker._connection.is_connected)
+    app.state.session_policies = session_policies
+    app.state.is_connected = lambda: bus_connected(broker)
+    app.state.has_sessions = lambda: "sessions" in buckets
 
-    @app.middleware("http")
-    async def correlate(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        value = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_id()
-        token = correlation_id.set(value)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            correlation_id.reset(token)
-        response.headers[REQUEST_ID_HEADER] = value
-        log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2), correlation_id=value)
-        return response
+    # Each wraps the ones added before it: a request meets the client's address first, then its id
+    # and log line, then the cross-site check.
+    app.add_middleware(CrossSiteGuard, public_url=settings.resolved_public_url)
+    app.add_middleware(RequestLog)
+    app.add_middleware(client_address, trusted_proxies=settings.trusted_proxy_list)
 
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(routes_health.router)
     app.include_router(routes_session.router)
     app.include_router(routes_admin.router)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Actor, ApiKeyIdentity, VerifyApiKey
+from contracts.rpc import Actor, ApiKeyIdentity, GetPortalInfo, PortalInfo, VerifyApiKey
 from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
 from services.gateway.deps import PortalSlug, Rpc
 from services.runtime.rpc import RpcClient
@@ -45,7 +45,9 @@ async def read_session(request: Request) -> tuple[str, SessionRecord] | None:
         entry = await kv.get(session_key(token))
     except nats.js.errors.KeyNotFoundError:
         return None
-    record = SessionRecord.model_validate_json(entry.value or b"{}")
+    stored = SessionRecord.model_validate_json(entry.value or b"{}")
+    # The portal's lifetime and idle timeout as they are now, not as they were when the session opened.
+    record = stored.under(request.app.state.session_policies.get(stored.portal))
     now = datetime.now(UTC)
     if not record.is_live(now):
         return None
@@ -72,8 +74,10 @@ async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ServiceError(ErrorCode.unauthorized, "Use `Authorization: Bearer <API key>`.")
-        identity = await rpc.call("auth", "verify_api_key", VerifyApiKey(key=key.strip()), ApiKeyIdentity)
-        return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}")
+        identity = await rpc.call("auth", "verify_api_key", VerifyApiKey(
+            key=key.strip(), client_ip=request.client.host if request.client else ""), ApiKeyIdentity)
+        return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}",
+                     name=identity.name)
     found = await read_session(request)
     if found is None:
         raise ServiceError(ErrorCode.unauthorized, f"Sign in as staff or send an API key to use the {api} API.")
@@ -93,12 +97,18 @@ async def require_agent(request: Request, rpc: Rpc) -> Actor:
     return await _staff_actor(request, rpc, "agent")
 
 
-async def require_viewer(request: Request, portal: str = PortalSlug) -> Viewer:
-    """The customer (or anonymous browser) signed in to this portal."""
+async def require_viewer(request: Request, rpc: Rpc, portal: str = PortalSlug) -> Viewer:
+    """The customer (or anonymous browser) signed in to this portal.
+
+    Raises `unauthorized` without a live session, `forbidden` for staff, `unknown_portal` (404) when
+    `portal` does not exist, `wrong_portal` (403) when the session belongs to another portal.
+    """
     token, record = await require_session(request)
     if record.kind == "staff" or record.portal is None:
         raise ServiceError(ErrorCode.forbidden, "Staff work conversations in the agent API (/api/v1/agent/...).")
     if record.portal != portal:
+        # Only on this path: a missing portal is named as such, not as someone else's.
+        await rpc.call("auth", "portal_info", GetPortalInfo(portal=portal), PortalInfo)
         raise ServiceError(ErrorCode.wrong_portal,
                            f"This session belongs to portal '{record.portal}'; sign in to '{portal}' first.")
     return Viewer(user_id=record.user_id, org_id=record.org_id, portal=record.portal, kind=record.kind,

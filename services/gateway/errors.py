@@ -1,19 +1,33 @@
 """Every error leaves the gateway as `{"error": code, "message": text}` with the matching status."""
 
-import re
-
+import nats.errors
+import nats.js.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
+from contracts.rpc import UNSTORABLE_TEXT_ERROR
 from services.runtime.logging import get_logger
+from services.runtime.rpc import validation_code, validation_message
 
 log = get_logger("portico.gateway")
 
 _STATUS_CODES = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed, 401: ErrorCode.unauthorized,
                  403: ErrorCode.forbidden}
+# For a `rate_limited` error that does not say how long (every auth limit does, in `retry_after`).
+DEFAULT_RETRY_AFTER = 60
+# Seconds a client should wait after `service_unavailable` (NATS or a service unreachable); the
+# gateway reconnects every half second, a restarted service answers within seconds.
+UNAVAILABLE_RETRY_AFTER = 5
+# NATS failures that mean "the bus is not there right now" (not a missing key or object).
+BUS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError, nats.errors.NoServersError, nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError, nats.errors.UnexpectedEOF, nats.js.errors.ServiceUnavailableError)
 
 
 def error_response(code: ErrorCode, message: str, status: int) -> JSONResponse:
@@ -24,10 +38,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         response = error_response(exc.code, exc.message, exc.status)
-        if exc.code is ErrorCode.rate_limited:
-            seconds = re.search(r"in (\d+) s", exc.message)
-            response.headers["Retry-After"] = seconds.group(1) if seconds else "60"
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        elif exc.code is ErrorCode.rate_limited:
+            response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
+        elif exc.code is ErrorCode.service_unavailable:
+            response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         return response
+
+    async def _bus_failed(_: Request, exc: Exception) -> JSONResponse:
+        # The message bus went away in the middle of a request (a KV read, a file upload, ...).
+        log.warning("message bus unavailable", error=repr(exc))
+        response = error_response(ErrorCode.service_unavailable,
+                                  "The message bus is unreachable; try again shortly.", 503)
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
+
+    for bus_error in BUS_UNAVAILABLE:
+        app.add_exception_handler(bus_error, _bus_failed)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -35,9 +63,22 @@ def install_error_handlers(app: FastAPI) -> None:
         for error in exc.errors()[:5]:
             if error.get("type") == "json_invalid":
                 return error_response(ErrorCode.invalid_request, "The request body is not valid JSON.", 422)
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+            # The whole path (`body.email`, `query.limit`): a field may be called `body` itself.
+            where = ".".join(str(p) for p in error.get("loc", ())) or "request"
             parts.append(f"{where}: {error.get('msg', 'invalid')}")
-        return error_response(ErrorCode.invalid_request, "; ".join(parts) or "Invalid request.", 422)
+        code = ErrorCode.invalid_email if exc.errors() and exc.errors()[0].get("type") == INVALID_EMAIL_ERROR \
+            else ErrorCode.invalid_request
+        return error_response(code, "; ".join(parts) or "Invalid request.", 422)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_model(request: Request, exc: ValidationError) -> JSONResponse:
+        # A service request built from what the client sent: an address that cannot be normalised
+        # (`contracts.emails.EmailAddress`) is the client's error; any other failure is ours.
+        if validation_code(exc) is ErrorCode.invalid_email:
+            return error_response(ErrorCode.invalid_email, validation_message(exc), 422)
+        if any(error.get("type") == UNSTORABLE_TEXT_ERROR for error in exc.errors()):  # NUL in a query, ...
+            return error_response(ErrorCode.invalid_request, validation_message(exc), 422)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -25,8 +25,8 @@ from contracts.conversations import (
 from contracts.events import Channel
 from services.gateway.auth import AgentActor
 from services.gateway.deps import Rpc
-from services.gateway.routes_conversations import MESSAGE_FORMS, ConversationId, IdempotencyKey, send_file
-from services.gateway.uploads import owned_by_reply, read_message
+from services.gateway.routes_conversations import ConversationId, IdempotencyKey, send_file
+from services.gateway.uploads import message_request_body, owned_by_reply, read_message
 
 router = APIRouter(tags=["agent"])
 
@@ -73,7 +73,8 @@ async def conversation(actor: AgentActor, rpc: Rpc, conversation_id: str = Conve
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/messages", status_code=201, response_model=PostedMessage,
-             openapi_extra=MESSAGE_FORMS, summary="Reply to the customer, or add an internal note (`internal: true`)")
+             openapi_extra=message_request_body(AgentMessageBody),
+             summary="Reply to the customer, or add an internal note (`internal: true`)")
 async def post_message(request: Request, response: Response, actor: AgentActor, rpc: Rpc,
                        idempotency_key: IdempotencyKey = None,
                        conversation_id: str = ConversationId) -> PostedMessage:

@@ -1,6 +1,6 @@
 """My Conversations: the signed-in customer's conversations, messages, files and reopen."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -24,7 +24,7 @@ from contracts.errors import ErrorCode, ServiceError
 from contracts.events import Channel
 from services.gateway.auth import CustomerViewer
 from services.gateway.deps import PortalSlug, Rpc
-from services.gateway.uploads import owned_by_reply, read_message
+from services.gateway.uploads import message_request_body, owned_by_reply, read_message
 from services.runtime.objects import ATTACHMENTS_BUCKET, read_object
 
 router = APIRouter(tags=["my conversations"])
@@ -32,14 +32,6 @@ router = APIRouter(tags=["my conversations"])
 ConversationId = Path(description="Conversation id", min_length=1, max_length=26)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                                description="A retry with the same key creates nothing new.")]
-
-MESSAGE_FORMS: dict[str, Any] = {"requestBody": {"content": {
-    "application/json": {"schema": {"type": "object", "properties": {"body": {"type": "string"}, "reopen": {"type": "boolean"}}, "required": ["body"]}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "body": {"type": "string"}, "reopen": {"type": "boolean"}, "subject": {"type": "string"},
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}, "required": ["body"]}},
-}, "required": True}}
-
 
 class MessageBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -73,10 +65,7 @@ async def list_conversations(viewer: CustomerViewer, rpc: Rpc, portal: str = Por
 
 @router.post("/api/v1/portals/{portal}/conversations", status_code=201, response_model=ConversationReply,
              summary="Start a conversation (portal channel); JSON or multipart with `files`",
-             openapi_extra={"requestBody": {"content": {
-                 "application/json": {"schema": NewConversationBody.model_json_schema()},
-                 "multipart/form-data": MESSAGE_FORMS["requestBody"]["content"]["multipart/form-data"]},
-                 "required": True}})
+             openapi_extra=message_request_body(NewConversationBody))
 async def start_conversation(request: Request, response: Response, viewer: CustomerViewer, rpc: Rpc,
                              idempotency_key: IdempotencyKey = None, portal: str = PortalSlug) -> ConversationReply:
     incoming = await read_message(request, rpc, NewConversationBody, org_id=viewer.org_id, portal=portal)
@@ -98,7 +87,7 @@ async def get_conversation(viewer: CustomerViewer, rpc: Rpc, portal: str = Porta
 
 
 @router.post("/api/v1/portals/{portal}/conversations/{conversation_id}/messages", status_code=201,
-             response_model=PostedMessage, openapi_extra=MESSAGE_FORMS,
+             response_model=PostedMessage, openapi_extra=message_request_body(MessageBody),
              summary="Write in a conversation: JSON `{body}`, or multipart with `body` and repeated `files`")
 async def post_message(request: Request, response: Response, viewer: CustomerViewer, rpc: Rpc,
                        idempotency_key: IdempotencyKey = None, portal: str = PortalSlug,

@@ -100,8 +100,8 @@ async def anonymous_login(request: Request, response: Response, rpc: Rpc, portal
 
 @router.post("/api/v1/staff/session", response_model=SessionView, summary="Staff sign-in with e-mail and password")
 async def staff_login(body: StaffBody, request: Request, response: Response, rpc: Rpc) -> SessionView:
-    opened = await rpc.call("auth", "staff_login", StaffLogin(email=body.email, password=body.password),
-                            SessionOpened)
+    opened = await rpc.call("auth", "staff_login", StaffLogin(email=body.email, password=body.password,
+                                                              client_ip=_client_ip(request)), SessionOpened)
     return _opened(request, response, opened)
 
 

@@ -3,6 +3,8 @@
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import nh3
@@ -47,10 +49,25 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 
 
-def render_markdown(source: str) -> str:
-    """Markdown to HTML that is safe to serve: no scripts, no event handlers, no `javascript:` links."""
-    return nh3.clean(_markdown().render(source), tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+@contextmanager
+def reading(what: str, code: ErrorCode = ErrorCode.invalid_request) -> Iterator[None]:
+    """Turns a parser's failure on client input (a ValueError from Python's 4,300-digit limit on integer
+    strings, a RecursionError on deep nesting, ...) into `ServiceError(code)` naming `what`: bad input is
+    the client's error (4xx with a code), never the service's."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(code, f"{what}: could not be read ({type(exc).__name__}); simplify it.") from exc
+
+
+def render_markdown(source: str, what: str = "body", code: ErrorCode = ErrorCode.invalid_request) -> str:
+    """Markdown to HTML that is safe to serve: no scripts, no event handlers, no `javascript:` links.
+    Raises `ServiceError(code)` naming `what` when the parser fails on the source."""
+    with reading(what, code):
+        return nh3.clean(_markdown().render(source), tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                         url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
 
 
 def plain_text(rendered_html: str) -> str:
@@ -79,7 +96,13 @@ SCOPE = ".portico-portal"
 
 
 def sanitise_css(source: str) -> str:
-    """Plain selectors and whitelisted properties only, scoped to the portal; anything else is refused."""
+    """Plain selectors and whitelisted properties only, scoped to the portal; anything else, and CSS the
+    parser (tinycss2, CSS Syntax Level 3) fails on, is refused with `ServiceError(invalid_setting)`."""
+    with reading("custom_css", ErrorCode.invalid_setting):
+        return _sanitise_css(source)
+
+
+def _sanitise_css(source: str) -> str:
     out = []
     for rule in tinycss2.parse_stylesheet(source, skip_comments=True, skip_whitespace=True):
         if rule.type == "error":

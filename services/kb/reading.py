@@ -17,13 +17,21 @@ def _visible(reader: Reader, row: KbPortal) -> frozenset[str]:
                              internal_kb=row.internal_kb, show_only_internal=row.show_only_internal)
 
 
+# Databases take a 64-bit OFFSET at most (SQLite raises OverflowError past it, PostgreSQL "out of range").
+MAX_OFFSET = 2**31 - 1
+
+
 def _offset(cursor: str | None) -> int:
+    """The offset a cursor from `_cursor` stands for; anything else is `ServiceError(invalid_request)`."""
     if not cursor:
         return 0
     try:
-        return max(0, int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()))
+        offset = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, binascii.Error) as exc:
         raise ServiceError(ErrorCode.invalid_request, "cursor: not a cursor this API returned.") from exc
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ServiceError(ErrorCode.invalid_request, "cursor: not a cursor this API returned.")
+    return offset
 
 
 def _cursor(offset: int) -> str:

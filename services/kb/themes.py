@@ -57,6 +57,8 @@ async def save_draft(service: Service, request: SaveThemeDraft) -> ThemeReply:
         domain.check_colours(view.colours)
         domain.check_logo(view.logo_url)
         domain.sanitise_css(view.custom_css)
+        domain.render_markdown(view.header, "header", ErrorCode.invalid_setting)
+        domain.render_markdown(view.footer, "footer", ErrorCode.invalid_setting)
 
     def write(session: Session) -> ThemeReply:
         row = session.get(Theme, found.slug) or Theme(portal=found.slug, updated_at=datetime.now(UTC))

@@ -6,6 +6,7 @@ from functools import partial
 from contracts import notifications as rpc
 from contracts.events import (
     ConversationCreated,
+    EmailBounced,
     EmailReceived,
     MessagePosted,
     MessageRedacted,
@@ -49,7 +50,7 @@ async def stop_delivery(service: Service) -> None:
 def build(settings: Settings | None = None, **overrides: object) -> Service:
     settings = settings or Settings()
     service = Service(
-        "notifications", settings, produces=(EmailReceived, NotificationSent, NotificationFailed),
+        "notifications", settings, produces=(EmailReceived, NotificationSent, NotificationFailed, EmailBounced),
         subscriptions=(
             Subscription("auth", {UserRegistered: handlers.record_customer}),
             Subscription("conversations", {

@@ -52,7 +52,8 @@ def reply_email(reply: Reply) -> EmailMessage:
     if reply.references:
         message["In-Reply-To"] = reply.references[-1]
         message["References"] = " ".join(reply.references[-20:])
-    message["Auto-Submitted"] = "auto-replied"  # tells vacation responders not to answer
+    # A person wrote this answer: no `Auto-Submitted` (RFC 3834 3.1.7 is for mail a program writes),
+    # so the customer's vacation responder may tell them it arrived; its reply is recognised on the way in.
     values = {"body": reply.body, "portal_name": reply.portal_name, "conversation_url": reply.conversation_url}
     message.set_content(template("reply.txt").substitute(values))
     message.add_alternative(template("reply.html").substitute(

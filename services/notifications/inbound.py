@@ -1,9 +1,23 @@
 """Reply e-mails in: an SMTP server (aiosmtpd) for the reply domain.
 
 An e-mail is answered `250` only once its `EmailReceived` event is committed (outbox), so an
-accepted e-mail is never lost; anything wrong with it (a forged reply address, a sender who is not
-in the conversation, a refused attachment, too big) is answered with an SMTP error and nothing is
-stored, so the sender's mail server tells them.
+accepted e-mail is never lost. What happens to each kind of mail (README, "How inbound e-mail is
+handled"):
+
+- a bounce (null envelope sender, MAILER-DAEMON/postmaster, `multipart/report`) marks the e-mail
+  it is about `bounced` (`bounces.py`) and is never posted;
+- automatic mail (out-of-office, autoresponders, lists: `reading.automatic_reason`) is accepted
+  and not posted;
+- a reply is matched by reply address, `In-Reply-To`/`References` or subject tag; a new e-mail to
+  `<portal>@<reply domain>` starts a conversation;
+- the text is the new part of the reply (`reading.body_text`), held to the portal's limits: over
+  `max_body_chars` it is refused with `552` saying the limit, so the sender's server returns it;
+- a file that is not allowed (or over the portal's file limits) is dropped and named, with the
+  reason, under the posted text; `winmail.dat` is unpacked and a forwarded e-mail quoted.
+
+Anything refused gets a permanent SMTP error (5xx) and leaves nothing stored in any service: no
+account is made before the e-mail is accepted. Only a fault on Portico's side (NATS or a database
+away) answers `451`, so the sender's server tries again later.
 """
 
 import asyncio
@@ -19,17 +33,15 @@ from email.utils import getaddresses
 
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
-from bs4 import BeautifulSoup
-from mailparser_reply import EmailReplyParser
 from sqlmodel import Session, col, select
 
+from contracts.conversations import GetMessageLimits, MessageLimits
 from contracts.envelope import new_id
-from contracts.errors import ErrorCode, ServiceError
+from contracts.errors import ServiceError
 from contracts.events import AttachmentRef, EmailReceived
 from contracts.rpc import CustomerAccount, EnsureCustomer, GetPortalInfo, PortalInfo
-from services.notifications import tokens
+from services.notifications import bounces, reading, tokens
 from services.notifications.models import Conversation, Customer, Participant, ReceivedEmail, ThreadMessage
-from services.runtime.files import FileRefused, check_files
 from services.runtime.logging import get_logger
 from services.runtime.objects import delete_attachments, store_attachments
 from services.runtime.outbox import record_event
@@ -37,15 +49,13 @@ from services.runtime.service import Service
 
 log = get_logger("portico.notifications")
 
-REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "sv"]
 SUBJECT_TAG = re.compile(r"\[#([0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26})\]")
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-# Where mail clients put the earlier thread in HTML: Gmail, Apple Mail/Thunderbird, Outlook.
-HTML_QUOTES = "div.gmail_quote, blockquote[type=cite], div.moz-cite-prefix, blockquote.gmail_quote"
-OUTLOOK_QUOTE_START = "#divRplyFwdMsg, #appendonsend, hr#stopSpelling"
 
 
 class Refused(Exception):
+    """The e-mail is refused for good: `reply` is the SMTP answer (a 5xx code and the true reason)."""
+
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
@@ -57,29 +67,18 @@ class Match:
     conversation: Conversation | None
     portal: str
     org_id: str
-    customer_id: str
+    customer_id: str | None  # None: a new sender, whose account is made once the e-mail is accepted
 
 
 def visible_text(message: EmailMessage) -> str:
     """The new text of a reply: the quoted earlier thread and the signature cut off."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    content = part.get_content()
-    if part.get_content_type() == "text/html":
-        soup = BeautifulSoup(content, "html.parser")
-        for start in soup.select(OUTLOOK_QUOTE_START):  # Outlook: the quote is everything after this
-            for later in list(start.find_all_next()):
-                later.decompose()
-            start.decompose()
-        for quote in soup.select(HTML_QUOTES):
-            quote.decompose()
-        for br in soup.find_all("br"):
-            br.replace_with("\n")
-        content = soup.get_text("\n")
-    content = re.sub(r"\n{3,}", "\n\n", content.replace("\r\n", "\n"))
-    replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=content).replies
-    return (replies[0].body if replies else content).strip()
+    return reading.body_text(message)
+
+
+def _is_reply(recipients: list[str], message: EmailMessage) -> bool:
+    return (any(r.lower().startswith(tokens.PREFIX) for r in recipients)
+            or bool(MESSAGE_ID.findall(f"{message.get('In-Reply-To', '')} {message.get('References', '')}"))
+            or bool(SUBJECT_TAG.search(reading.header_text(message, "Subject"))))
 
 
 class InboundMail:
@@ -101,7 +100,8 @@ class InboundMail:
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
         try:
-            await self.accept(envelope.rcpt_tos, envelope.original_content or envelope.content or b"")
+            await self.accept(envelope.rcpt_tos, envelope.original_content or envelope.content or b"",
+                              envelope_sender=envelope.mail_from or "")
         except Refused as refused:
             log.info("inbound e-mail refused", reason=refused.reply)
             return refused.reply
@@ -110,46 +110,69 @@ class InboundMail:
             return "451 4.3.0 Temporary failure; try again later"
         return "250 2.0.0 Accepted"
 
-    async def accept(self, recipients: list[str], raw: bytes) -> None:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
-        assert isinstance(message, EmailMessage)
-        if str(message.get("Auto-Submitted", "no")).lower() != "no":
-            log.info("automatic e-mail ignored")  # vacation replies and bounces must not loop
+    async def accept(self, recipients: list[str], raw: bytes, envelope_sender: str = "sender@invalid") -> None:
+        """Accept (return), or refuse (`Refused`) an e-mail for good. Raises anything else only for
+        a fault on Portico's side (the caller answers 451)."""
+        try:
+            message = BytesParser(policy=policy.default).parsebytes(raw)
+            assert isinstance(message, EmailMessage)
+            bounce = reading.bounce_of(message, envelope_sender)
+            automatic = None if bounce else reading.automatic_reason(message, is_reply=_is_reply(recipients, message))
+        except Exception as exc:  # the same bytes fail the same way next time: say so for good
+            log.error("inbound e-mail could not be read", error=repr(exc), exc_info=exc)
+            raise Refused("554 5.6.0 The message could not be read") from exc
+        if bounce is not None:
+            await bounces.record_bounce(self.service, bounce, recipients, self.secret)
             return
-        senders = [addr for _, addr in getaddresses([str(message.get("From", ""))]) if "@" in addr]
-        if not senders:
+        if automatic is not None:
+            log.info("automatic e-mail ignored", reason=automatic)  # vacation replies must not loop or reopen
+            return
+        sender = reading.sender_address(message).lower()
+        if not sender:
             raise Refused("550 5.1.7 The message has no sender address")
-        sender = senders[0].lower()
-        email_id = (MESSAGE_ID.findall(str(message.get("Message-ID", ""))) or
-                    [f"<{hashlib.sha256(raw).hexdigest()[:32]}@{self.domain}>"])[0]
+        email_id = (MESSAGE_ID.findall(reading.header_text(message, "Message-ID")) or
+                    [f"<{hashlib.sha256(raw).hexdigest()[:32]}@{self.domain}>"])[0][:300]
         if await self.service.read(lambda s: s.get(ReceivedEmail, email_id)) is not None:
             log.info("duplicate e-mail ignored")
             return
         match = await self._match(recipients, message, sender)
-        body = visible_text(message)
-        refs = await self._attachments(message)
-        if not body and not refs:
-            await self._forget(refs)
-            raise Refused("550 5.6.0 The message has no text")
-        subject = " ".join(str(message.get("Subject", "")).split())[:200] or "(no subject)"
-        event = EmailReceived(
-            email_message_id=email_id, portal=match.portal,
-            conversation_id=match.conversation.id if match.conversation else None, customer_id=match.customer_id,
-            from_email=sender, conversation_subject=SUBJECT_TAG.sub("", subject).strip() or "(no subject)",
-            body=body or "(files attached)", attachments=refs, matched_by=match.how)  # type: ignore[arg-type]
-
-        def commit(session: Session) -> None:
-            session.add(ReceivedEmail(email_message_id=email_id, from_email=sender, matched_by=match.how,
-                                      created_at=datetime.now(UTC)))
-            session.flush()
-            record_event(session, event, org_id=match.org_id, aggregate_id=new_id(), aggregate_version=1)
-
+        limits = await self.service.client.call("conversations", "message_limits", GetMessageLimits(
+            org_id=match.org_id, portal=match.portal,
+            conversation_id=match.conversation.id if match.conversation else None), MessageLimits)
         try:
+            post = reading.posting(message, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes)
+        except Exception as exc:
+            log.error("inbound e-mail could not be read", error=repr(exc), exc_info=exc)
+            raise Refused("554 5.6.0 The message could not be read") from exc
+        if len(post.written) > limits.max_body_chars:
+            raise Refused(f"552 5.3.4 Your message has {len(post.written):,} characters without the quoted "
+                          f"earlier messages; this support portal takes at most {limits.max_body_chars:,}. "
+                          "Please shorten it, or send the rest in a second e-mail.")
+        if not post.written and not post.files:
+            reason = " ".join(post.dropped)
+            raise Refused(f"550 5.7.1 {reason[:300]}" if reason else "550 5.6.0 The message has no text")
+        body, accepted, dropped = post.text, post.files, post.dropped
+        subject = reading.header_text(message, "Subject")[:200] or "(no subject)"
+        refs = await store_attachments(self.service.broker.config.connection_state.stream, accepted)
+        try:
+            customer_id = match.customer_id or await self._new_customer(match, message, sender)
+            event = EmailReceived(
+                email_message_id=email_id, portal=match.portal,
+                conversation_id=match.conversation.id if match.conversation else None, customer_id=customer_id,
+                from_email=sender, conversation_subject=SUBJECT_TAG.sub("", subject).strip() or "(no subject)",
+                body=body or "(files attached)", attachments=refs, matched_by=match.how)  # type: ignore[arg-type]
+
+            def commit(session: Session) -> None:
+                session.add(ReceivedEmail(email_message_id=email_id, from_email=sender, matched_by=match.how,
+                                          created_at=datetime.now(UTC)))
+                session.flush()
+                record_event(session, event, org_id=match.org_id, aggregate_id=new_id(), aggregate_version=1)
+
             await self.service.transaction(commit)
         except Exception:
             await self._forget(refs)
             raise
-        log.info("inbound e-mail accepted", matched_by=match.how,
+        log.info("inbound e-mail accepted", matched_by=match.how, files=len(refs), files_dropped=len(dropped),
                  conversation_id=match.conversation.id if match.conversation else None)
 
     async def _match(self, recipients: list[str], message: EmailMessage, sender: str) -> Match:
@@ -164,7 +187,7 @@ class InboundMail:
             conversation_id = await self.service.read(_thread_of, threaded)
             if conversation_id:
                 return await self._reply(conversation_id, "in_reply_to", sender)
-        tagged = SUBJECT_TAG.search(str(message.get("Subject", "")))
+        tagged = SUBJECT_TAG.search(reading.header_text(message, "Subject"))
         if tagged and await self.service.read(lambda s: s.get(Conversation, tagged.group(1).upper())):
             return await self._reply(tagged.group(1).upper(), "subject_tag", sender)
         # A new message to a portal's own address, `<portal>@<reply domain>`.
@@ -172,15 +195,24 @@ class InboundMail:
         try:
             portal = await self.service.client.call("auth", "portal_info", GetPortalInfo(portal=portal_slug),
                                                     PortalInfo)
-            customer = await self.service.client.call("auth", "ensure_customer", EnsureCustomer(
-                org_id=portal.org_id, portal=portal.slug, email=sender,
-                display_name=next((n for n, _ in getaddresses([str(message.get("From", ""))]) if n), None)),
-                CustomerAccount)
         except ServiceError as exc:
-            if exc.code.value in ("unknown_portal", "invalid_email", "invalid_request"):
+            if exc.code.value in ("unknown_portal", "invalid_request"):
                 raise Refused(f"550 5.1.1 {exc.message}") from exc
             raise
-        return Match("new", None, portal.slug, portal.org_id, customer.user_id)
+        return Match("new", None, portal.slug, portal.org_id, None)
+
+    async def _new_customer(self, match: Match, message: EmailMessage, sender: str) -> str:
+        """The sender's account, made now that the e-mail is accepted (auth makes it once)."""
+        try:
+            customer = await self.service.client.call("auth", "ensure_customer", EnsureCustomer(
+                org_id=match.org_id, portal=match.portal, email=sender,
+                display_name=next((n for n, _ in getaddresses([reading.header_text(message, "From")]) if n), None)),
+                CustomerAccount)
+        except ServiceError as exc:
+            if exc.code.value in ("invalid_email", "invalid_request"):
+                raise Refused(f"550 5.1.7 {exc.message}") from exc
+            raise
+        return customer.user_id
 
     async def _reply(self, conversation_id: str, how: str, sender: str) -> Match:
         def check(session: Session) -> Match:
@@ -197,20 +229,6 @@ class InboundMail:
             return Match(how, conversation, conversation.portal, conversation.org_id, writer.id)
 
         return await self.service.read(check)
-
-    async def _attachments(self, message: EmailMessage) -> list[AttachmentRef]:
-        """The e-mail's files, held to the same checks as portal uploads, stored once all pass."""
-        settings = self.service.settings
-        files = [(part.get_filename() or "attachment", part.get_payload(decode=True) or b"")
-                 for part in message.iter_attachments()]
-        try:
-            checked = check_files(files, max_files=settings.max_attachments,
-                                  max_file_bytes=settings.max_attachment_bytes)
-        except FileRefused as exc:
-            status = "552 5.3.4" if exc.code in (ErrorCode.too_many_attachments, ErrorCode.attachment_too_large) \
-                else "550 5.7.1"
-            raise Refused(f"{status} {exc.message[:200]}") from exc
-        return await store_attachments(self.service.broker.config.connection_state.stream, checked)
 
     async def _forget(self, refs: list[AttachmentRef]) -> None:
         await delete_attachments(self.service.broker.config.connection_state.stream,

@@ -66,7 +66,7 @@ class Notification(SQLModel, table=True):
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     purpose: str = Field(max_length=40, description="reply, access_code, ...")
     email_message_id: str | None = Field(default=None, max_length=300)
-    status: str = Field(max_length=10)  # pending | sent | failed | cancelled
+    status: str = Field(max_length=10)  # pending | sent | failed | cancelled | bounced
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UtcDateTime)
     claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)

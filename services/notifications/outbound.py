@@ -117,19 +117,20 @@ class Sender:
         return info
 
     async def _email(self, notification: Notification, context: "Context") -> tuple[str, str, bytes]:
-        """(envelope sender, recipient, the e-mail as bytes)."""
+        """(envelope sender: the notification's bounce address, recipient, the e-mail as bytes)."""
+        settings = self.service.settings
+        bounces_to = tokens.bounce_address(self.secret, notification.id, settings.reply_domain)
         if notification.purpose != "reply":
             sender = self._sender(notification.portal)
             message = compose.plain_email(to=notification.recipient_email or "", subject=notification.subject,
                                           text=notification.body, sender=sender, sender_name="Portico",
                                           message_id=notification.email_message_id or "")
-            return sender, notification.recipient_email or "", compose.as_bytes(message)
+            return bounces_to, notification.recipient_email or "", compose.as_bytes(message)
         recipient = context.recipients.get(notification.recipient_id or "")
         if recipient is None or not recipient.email:
             if now() - notification.created_at > WAIT_FOR_RECIPIENT:
                 raise DeliveryError("the customer's account is unknown")
             raise Deferred("waiting for the customer's account")
-        settings = self.service.settings
         portal = await self._portal(notification.portal or "")
         conversation_id = notification.conversation_id or ""
         references = context.references.get(conversation_id, [])
@@ -140,7 +141,7 @@ class Sender:
             message_id=notification.email_message_id or "", references=references,
             reply_to=tokens.reply_address(self.secret, conversation_id, settings.reply_domain), sender=sender,
             conversation_url=f"{settings.resolved_public_url}/portals/{portal.slug}/conversations/{conversation_id}"))
-        return sender, recipient.email, compose.as_bytes(message)
+        return bounces_to, recipient.email, compose.as_bytes(message)
 
     def _sender(self, portal: str | None) -> str:
         settings = self.service.settings

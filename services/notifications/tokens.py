@@ -1,7 +1,9 @@
-"""Reply addresses: `reply+<conversation id>.<signature>@<reply domain>`.
+"""Reply addresses `reply+<conversation id>.<signature>@<reply domain>`, and bounce addresses
+`bounce+<notification id>.<signature>@<reply domain>` (VERP: the envelope sender of every e-mail
+Portico sends, so a bounce names the e-mail it is about).
 
-The signature is an HMAC of the conversation id with the reply-token secret, so an address cannot be
-forged or guessed, and it is lower-case base32 so that mail servers that fold case do not break it.
+The signature is an HMAC of the id with the reply-token secret, so an address cannot be forged or
+guessed, and it is lower-case base32 so that mail servers that fold case do not break it.
 """
 
 import base64
@@ -13,6 +15,7 @@ from pathlib import Path
 from services.runtime.settings import Settings
 
 PREFIX = "reply+"
+BOUNCE_PREFIX = "bounce+"
 
 
 def token_secret(settings: Settings) -> bytes:
@@ -40,10 +43,24 @@ def reply_address(secret: bytes, conversation_id: str, domain: str) -> str:
 
 def conversation_of(secret: bytes, address: str, domain: str) -> str | None:
     """The conversation a reply address names, or None when it is not a valid reply address."""
+    return _id_of(secret, address, domain, PREFIX)
+
+
+def bounce_address(secret: bytes, notification_id: str, domain: str) -> str:
+    """The envelope sender (RFC 5321 MAIL FROM) of notification `notification_id`'s e-mail."""
+    return f"{BOUNCE_PREFIX}{notification_id.lower()}.{_signature(secret, notification_id)}@{domain}"
+
+
+def notification_of(secret: bytes, address: str, domain: str) -> str | None:
+    """The notification a bounce address names, or None when it is not a valid bounce address."""
+    return _id_of(secret, address, domain, BOUNCE_PREFIX)
+
+
+def _id_of(secret: bytes, address: str, domain: str, prefix: str) -> str | None:
     local, _, host = address.strip().lower().rpartition("@")
-    if host != domain.lower() or not local.startswith(PREFIX):
+    if host != domain.lower() or not local.startswith(prefix):
         return None
-    conversation_id, _, signature = local[len(PREFIX):].partition(".")
-    if len(conversation_id) != 26 or not hmac.compare_digest(signature, _signature(secret, conversation_id)):
+    ident, _, signature = local[len(prefix):].partition(".")
+    if len(ident) != 26 or not hmac.compare_digest(signature, _signature(secret, ident)):
         return None
-    return conversation_id.upper()
+    return ident.upper()

@@ -11,6 +11,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import olefile
 import puremagic
@@ -325,7 +326,14 @@ def _check_xml(name: str, data: bytes, text: str) -> str:
     return "xml"
 
 
+CSV_DELIMITERS = ",;\t|"
+CSV_SAMPLE_ROWS = 200
+
+
 def _check_csv(name: str, text: str) -> str:
+    """CSV is a table: rows of at least two fields split by one delimiter (`CSV_DELIMITERS`), the same
+    number of fields in at least 80% of the first rows. Other plain text (logs, notes) is not CSV
+    and is refused as a type that is not allowed, whatever its name."""
     if not text.strip():
         raise _malformed(name, "is a CSV file with no lines")
     try:
@@ -333,6 +341,15 @@ def _check_csv(name: str, text: str) -> str:
             pass
     except csv.Error as exc:
         raise _malformed(name, "is not a valid CSV file") from exc
+    rows = [line for line in text.splitlines()[:CSV_SAMPLE_ROWS * 2] if line.strip()][:CSV_SAMPLE_ROWS]
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(rows[:50]), delimiters=CSV_DELIMITERS)
+        widths = [len(row) for row in csv.reader(io.StringIO("\n".join(rows)), dialect)]
+    except csv.Error:
+        widths = []
+    common = max(set(widths), key=widths.count) if widths else 0
+    if common < 2 or widths.count(common) < 0.8 * len(widths):
+        raise _not_allowed(name, "plain text that is not a CSV table")
     return "csv"
 
 
@@ -397,25 +414,41 @@ def check_file(filename: str, data: bytes) -> CheckedFile:
     if not data:
         raise FileRefused(ErrorCode.attachment_empty, f'"{name}" is empty.')
     check = next((check for signature, check in _SIGNATURES if data.startswith(signature)), None)
-    if check is None:
-        _refuse_prepended(name, data)
-        check = _check_text
-    extension = check(name, data)
+    try:
+        if check is None:
+            _refuse_prepended(name, data)
+            check = _check_text
+        extension = check(name, data)
+    except FileRefused:
+        raise
+    except Exception as exc:                 # a parser failure no check above foresaw: still the file's fault
+        raise _malformed(name, "could not be read (corrupt or of an unexpected structure)") from exc
     claimed = _OLD_EXTENSION.search(name)
     spelling = "jpeg" if extension == "jpg" and claimed and claimed[1].lower() == "jpeg" else extension
     return CheckedFile(filename=sanitise_filename(filename, spelling), content_type=ALLOWED_TYPES[extension],
                        extension=extension, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def check_files(files: list[tuple[str, bytes]], *, max_files: int, max_file_bytes: int) -> list[tuple[CheckedFile, bytes]]:
-    """A message's files (name, content), every one checked before any is stored; the first refusal raises."""
+def check_files(files: list[tuple[str, bytes | BinaryIO]], *, max_files: int,
+                max_file_bytes: int) -> list[tuple[CheckedFile, bytes | BinaryIO]]:
+    """A message's files (name, content), every one checked before any is stored; the first refusal raises
+    `FileRefused`. The content is bytes, or a binary file (such as an upload spooled to disk): a file's size is
+    read from the file, a file over `max_file_bytes` is refused without being read, and one file at a time is
+    held in memory to check it; each file comes back rewound to its start, ready to be stored."""
     if len(files) > max_files:
         raise FileRefused(ErrorCode.too_many_attachments,
                           f"{len(files)} files attached; at most {max_files} are allowed.")
-    checked = []
-    for name, data in files:
-        if len(data) > max_file_bytes:
+    checked: list[tuple[CheckedFile, bytes | BinaryIO]] = []
+    for name, content in files:
+        size = len(content) if isinstance(content, bytes) else content.seek(0, io.SEEK_END)
+        if size > max_file_bytes:
             raise FileRefused(ErrorCode.attachment_too_large,
-                              f"{name[:100]} is {len(data):,} bytes; at most {max_file_bytes:,} are allowed.")
-        checked.append((check_file(name, data), data))
+                              f"{name[:100]} is {size:,} bytes; at most {max_file_bytes:,} are allowed.")
+        if isinstance(content, bytes):
+            checked.append((check_file(name, content), content))
+        else:
+            content.seek(0)
+            info = check_file(name, content.read())
+            content.seek(0)
+            checked.append((info, content))
     return checked

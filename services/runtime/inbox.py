@@ -4,6 +4,19 @@ Each event's id is recorded in `inbox` in the same transaction as its effect, an
 is acknowledged only after that commit. A redelivered, replayed or re-published event finds its
 id there and changes nothing. A failing event is retried with backoff; after `max_deliver`
 tries it goes to the dead-letter subject with its error and the stream moves on.
+
+Inbox rows are kept `PORTICO_INBOX_RETENTION_HOURS` (default 30 days), then pruned. The streams keep
+events for ever (so read models can be rebuilt), so the inbox cannot follow the stream's age limit;
+a row is needed only while its event can still come back:
+- JetStream redelivers an event only until it is acknowledged, which follows the commit that wrote
+  the row; an ack lost to a crash brings the event back `ack_wait` (30 s) after the consumer runs
+  again, and pruning starts only `INBOX_PRUNE_EVERY` after a consumer starts, so those come first.
+- The relay re-sends a row it published but could not mark; JetStream drops re-sends within its
+  2-minute duplicate window and the inbox catches later ones (a producer that stayed down longer
+  than the retention between publishing and marking is the one case left uncaught).
+- A gap-filling replay (`portico replay <service>` without `--rebuild`) reads the streams only from
+  `replay_since()`: a row is written no earlier than its event was stored, so every event stored
+  after that moment still has its row. `--rebuild` empties the inbox and reads everything.
 """
 
 import asyncio
@@ -11,7 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats.errors
@@ -33,6 +46,11 @@ log = get_logger("portico.inbox")
 
 # How long the consumer lingers for more events once one has arrived (seconds).
 DRAIN_WAIT = 0.002
+# Seconds between prunings of old inbox rows; the first one comes this long after the consumer starts.
+INBOX_PRUNE_EVERY = 600.0
+# A gap-filling replay starts this much later than the retention allows, for clocks that disagree
+# (the stream's timestamps come from the NATS server, `processed_at` from the service's host).
+CLOCK_SKEW_MARGIN = timedelta(minutes=10)
 
 EventHandler = Callable[[Session, Any, EventEnvelope], None]
 """`handler(session, event, envelope)`: applies one event inside the consumer's transaction."""
@@ -101,9 +119,11 @@ class InboxConsumer:
     backoff: Sequence[float] = (0.5, 2.0, 10.0, 30.0)
     batch: int = 500
     ack_wait: float = 30.0
+    retention: timedelta | None = None  # inbox rows older than this are pruned; None: kept for ever
     applied_total: int = 0
     dead_lettered_total: int = 0
     _stopping: bool = field(default=False, init=False)
+    _next_prune: float | None = field(default=None, init=False)
     _pull: JetStreamContext.PullSubscription | None = field(default=None, init=False)
     # Its own thread: request handlers filling the shared pool never delay event processing.
     _executor: ThreadPoolExecutor = field(
@@ -132,6 +152,7 @@ class InboxConsumer:
     async def run(self) -> None:
         """Fetch and apply batches until cancelled; survives NATS restarts."""
         while not self._stopping:
+            await self._prune_now_and_then()
             try:
                 if self._pull is None:
                     await self.ensure()
@@ -172,6 +193,46 @@ class InboxConsumer:
 
     def stop(self) -> None:
         self._stopping = True
+
+    async def _prune_now_and_then(self) -> None:
+        if self.retention is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._next_prune is None:  # not at start: events redelivered after an outage are seen first
+            self._next_prune = now + max(INBOX_PRUNE_EVERY, 2 * self.ack_wait)
+        if now < self._next_prune:
+            return
+        self._next_prune = now + max(INBOX_PRUNE_EVERY, 2 * self.ack_wait)
+        try:
+            removed = await asyncio.get_running_loop().run_in_executor(self._executor, self.prune)
+        except Exception as exc:
+            log.warning("inbox prune failed", consumer=self.name, error=repr(exc))
+            return
+        if removed:
+            log.info("inbox pruned", consumer=self.name, removed=removed,
+                     retention_hours=self.retention.total_seconds() / 3600)
+
+    def prune(self) -> int:
+        """Delete this consumer's inbox rows processed longer ago than `retention`; returns how many.
+
+        Safe for de-duplication: see the module's docstring. Nothing is deleted when `retention` is None.
+        """
+        if self.retention is None:
+            return 0
+        cutoff = datetime.now(UTC) - self.retention
+        with write_lock(self.engine), Session(self.engine) as session:
+            result = session.exec(delete(InboxRecord).where(  # type: ignore[call-overload]
+                InboxRecord.consumer == self.name, col(InboxRecord.processed_at) < cutoff))
+            session.commit()
+        return result.rowcount or 0
+
+    def replay_since(self) -> datetime | None:
+        """Oldest stream time a gap-filling replay may read (UTC): events stored earlier may have had
+        their inbox rows pruned, so applying them again could double an effect. None: from the start."""
+        if self.retention is None:
+            return None
+        now = datetime.now(UTC)
+        return min(now, now - self.retention + min(CLOCK_SKEW_MARGIN, self.retention / 2))
 
     async def close(self) -> None:
         """Drop the pull subscription; events fetched but not acked are redelivered to another replica."""
@@ -301,16 +362,23 @@ def decode_envelopes(lines: Iterable[str]) -> list[EventEnvelope]:
     return [EventEnvelope.model_validate(json.loads(line)) for line in lines if line.strip()]
 
 
-async def replay_stream(js: JetStreamContext, consumer: InboxConsumer, batch: int = 500) -> int:
-    """Read the consumer's subjects from the start of the stream and apply them through its inbox."""
+async def replay_stream(js: JetStreamContext, consumer: InboxConsumer, batch: int = 500,
+                        since: datetime | None = None) -> int:
+    """Read the consumer's subjects from the start of the stream (or from the events stored at `since`,
+    UTC, onwards) and apply them through its inbox; returns how many were applied. A stream that does
+    not exist yet holds nothing: 0."""
     stream = consumer.subscription.stream
-    info = await js.stream_info(stream)
+    try:
+        info = await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        return 0
     last = info.state.last_seq
     if info.state.messages == 0:
         return 0
+    start = ({"deliver_policy": DeliverPolicy.ALL} if since is None
+             else {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": since})
     ephemeral = await js.add_consumer(stream, ConsumerConfig(
-        filter_subjects=consumer.subscription.subjects, deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.NONE, inactive_threshold=60))
+        filter_subjects=consumer.subscription.subjects, ack_policy=AckPolicy.NONE, inactive_threshold=60, **start))
     sub = await js.pull_subscribe_bind(consumer=ephemeral.name, stream=stream)
     applied = 0
     try:

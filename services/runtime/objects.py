@@ -3,6 +3,7 @@
 import base64
 import hashlib
 from collections.abc import AsyncIterator
+from typing import BinaryIO
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -63,8 +64,10 @@ async def read_object(js: JetStreamContext, bucket: str, name: str) -> tuple[int
     return info.size or 0, chunks()
 
 
-async def store_attachments(js: JetStreamContext, checked: list[tuple[CheckedFile, bytes]]) -> list[AttachmentRef]:
-    """Put checked files in the attachments bucket, each under a new id; all or none are left stored."""
+async def store_attachments(js: JetStreamContext,
+                            checked: list[tuple[CheckedFile, bytes | BinaryIO]]) -> list[AttachmentRef]:
+    """Put checked files in the attachments bucket, each under a new id; all or none are left stored.
+    A file's content is bytes, or a binary file read from where it stands in chunks (never whole)."""
     if not checked:
         return []
     bucket = await js.object_store(ATTACHMENTS_BUCKET)

@@ -12,6 +12,7 @@ from faststream.middlewares import ExceptionMiddleware
 from faststream.nats import NatsBroker
 from pydantic import ValidationError
 
+from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Reply, Request
 from contracts.subjects import rpc_subject
@@ -22,12 +23,25 @@ log = get_logger("portico.rpc")
 R = TypeVar("R", bound=Reply)
 
 
-def validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError, root: str = "") -> str:
+    """`"<field path>: <problem>; ..."` for the first five problems, e.g. `request.email: Field required`.
+
+    `root` is put before every path (`"body"` for a model read from an HTTP body: `body.subject`).
+    """
     parts = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        if root:
+            where = f"{root}.{where}" if where else root
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def validation_code(exc: ValidationError) -> ErrorCode:
+    """`invalid_email` when the first problem is an address that cannot be normalised, else `invalid_request`."""
+    errors = exc.errors()
+    return ErrorCode.invalid_email if errors and errors[0].get("type") == INVALID_EMAIL_ERROR \
+        else ErrorCode.invalid_request
 
 
 def error_middleware() -> ExceptionMiddleware:
@@ -40,7 +54,7 @@ def error_middleware() -> ExceptionMiddleware:
 
     @middleware.add_handler(ValidationError, publish=True)
     async def _invalid(exc: ValidationError) -> dict:
-        return {"error": ErrorCode.invalid_request.value, "message": validation_message(exc)}
+        return {"error": validation_code(exc).value, "message": validation_message(exc)}
 
     @middleware.add_handler(Exception, publish=True)
     async def _unexpected(exc: Exception) -> dict:
@@ -48,6 +62,12 @@ def error_middleware() -> ExceptionMiddleware:
         return {"error": ErrorCode.internal_error.value, "message": "The service failed to answer; see its logs."}
 
     return middleware
+
+
+def bus_connected(broker: NatsBroker) -> bool:
+    """Whether the broker's NATS connection is up (not closed, not reconnecting)."""
+    connection = broker._connection
+    return bool(connection is not None and connection.is_connected)
 
 
 class RpcClient:
@@ -60,6 +80,9 @@ class RpcClient:
     async def call(self, service: str, operation: str, request: Request, reply: type[R],
                    *, timeout: float | None = None) -> R:
         subject = rpc_subject(service, operation)
+        if not bus_connected(self._broker):
+            # While the client reconnects a request would only wait for its timeout: say so at once.
+            raise ServiceError(ErrorCode.service_unavailable, "The message bus is unreachable; try again shortly.")
         try:
             msg = await self._broker.request(
                 request.model_dump(mode="json"), subject,
@@ -77,5 +100,7 @@ class RpcClient:
                 code = ErrorCode(body["error"])
             except ValueError:
                 code = ErrorCode.internal_error
-            raise ServiceError(code, str(body.get("message", "")))
+            retry_after = body.get("retry_after")
+            raise ServiceError(code, str(body.get("message", "")),
+                               retry_after=retry_after if type(retry_after) is int else None)
         return reply.model_validate(body.get("data", {}))

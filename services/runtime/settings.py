@@ -1,9 +1,10 @@
 """Settings of every Portico process, read once at start from `PORTICO_*` variables."""
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people copy from examples; refused as secrets anywhere but in development.
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     relay_batch: int = 500
     relay_poll_interval: float = 1.0
     outbox_retention_hours: float = 168.0
+    # Inbox rows (event ids a consumer applied) are kept this long; the streams keep events for ever,
+    # see services/runtime/inbox.py for why pruning after this keeps de-duplication sound.
+    inbox_retention_hours: float = 720.0
     rpc_timeout: float = 5.0
     # Read requests a service replica answers at once (the others are one at a time).
     rpc_concurrency: int = 4
@@ -66,6 +70,9 @@ class Settings(BaseSettings):
     notification_backoff: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     # Multiplies every sign-in rate limit (benchmarks raise it; never lower than 1 in production).
     rate_limit_scale: float = 1.0
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto the gateway believes: comma-separated IPs or
+    # CIDRs. Empty: none, the peer address is the client's (a header anyone can send is no address).
+    trusted_proxies: str = ""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
@@ -81,6 +88,23 @@ class Settings(BaseSettings):
                     f"PORTICO_{name.upper()} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
                     f"set a real secret (PORTICO_ENV={self.env})")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"PORTICO_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR") from exc
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """`PORTICO_TRUSTED_PROXIES` as a list of IPs and CIDRs (`[]`: trust no proxy)."""
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def resolved_nats_url(self) -> str:

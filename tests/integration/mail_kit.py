@@ -17,13 +17,16 @@ class Sink:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
+        self.envelope_senders: dict[str, str] = {}  # Message-ID -> MAIL FROM
         self.fail = False
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         if self.fail:
             return "451 4.3.0 Try again later"
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        message = message_from_bytes(envelope.content, policy=policy.default)  # type: ignore[arg-type]
+        self.envelope_senders[str(message["Message-ID"])] = envelope.mail_from
+        self.messages.append(message)  # type: ignore[arg-type]
         return "250 OK"
 
     @property
@@ -48,6 +51,25 @@ async def send_mail(port: int, message: EmailMessage, recipients: list[str] | No
     try:
         errors, response = await client.send_message(message, recipients=recipients)
         return 250, response
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        return exc.recipients[0].code, exc.recipients[0].message
+    except aiosmtplib.SMTPResponseException as exc:
+        return exc.code, exc.message
+    finally:
+        try:
+            await client.quit()
+        except Exception:
+            pass
+
+
+async def send_raw(port: int, envelope_sender: str, recipients: list[str], raw: bytes) -> tuple[int, str]:
+    """Send bytes as they are (MAIL FROM `envelope_sender`, "" for the null sender of a bounce);
+    (code, text) of the server's final answer."""
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15)
+    await client.connect()
+    try:
+        await client.sendmail(envelope_sender, recipients, raw)
+        return 250, "OK"
     except aiosmtplib.SMTPRecipientsRefused as exc:
         return exc.recipients[0].code, exc.recipients[0].message
     except aiosmtplib.SMTPResponseException as exc:

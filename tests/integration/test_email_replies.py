@@ -277,14 +277,6 @@ def thirty_megabytes(mail: EmailMessage) -> tuple[EmailMessage, list[str]]:
     return reply_to(mail, line * (30 * 1024 * 1024 // len(line))), [str(mail["Reply-To"])]
 
 
-def renamed_executable(mail: EmailMessage) -> tuple[EmailMessage, list[str]]:
-    message = reply_to(mail, "See the invoice.")
-    message.add_attachment(sample("png"), maintype="image", subtype="png", filename="photo.png")  # fine on its own
-    executable = next(data for name, data, _ in REFUSED if name == "pe-renamed.pdf")
-    message.add_attachment(executable, maintype="application", subtype="pdf", filename="invoice.pdf")
-    return message, [str(mail["Reply-To"])]
-
-
 def another_domain(mail: EmailMessage) -> tuple[EmailMessage, list[str]]:
     return reply_to(mail, "wrong door"), ["support@example.org"]
 
@@ -298,7 +290,6 @@ REFUSALS = {
     "forged reply token": (forged, 550),
     "a stranger replying": (stranger, 550),
     "30 MB": (thirty_megabytes, 552),
-    "a renamed executable attached": (renamed_executable, 550),
     "not the reply domain (at RCPT)": (another_domain, 550),
     "an unknown portal address": (unknown_portal, 550),
 }

@@ -150,7 +150,26 @@ async def test_thread_and_message_ids_are_per_channel(demo):
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-async def test_a_message_on_a_closed_thread_starts_a_linked_conversation(demo, settings, channel):
+async def test_a_message_on_a_closed_thread_reopens_it_where_the_portal_allows(demo, channel):
+    keys = await channel_secret(demo)
+    email = f"reopen.{channel}@example.com"
+    first = await deliver(demo, channel, keys["org_id"], keys["secret"], message(email, body="Broken screen"))
+    agent = await demo.staff("agent@example.com", "agent")
+    assert (await agent.post(f"/api/v1/agent/conversations/{first['conversation_id']}/close")).status_code == 200
+
+    later = await deliver(demo, channel, keys["org_id"], keys["secret"], message(email, body="It broke again"))
+    assert later["created_conversation"] is False and later["conversation_id"] == first["conversation_id"]
+    detail = (await agent.get(f"/api/v1/agent/conversations/{first['conversation_id']}")).json()
+    assert detail["conversation"]["status"] == "open" and detail["conversation"]["reply_channel"] == channel
+    assert [m["body"] for m in detail["messages"] if m["kind"] == "message"] == ["Broken screen", "It broke again"]
+    assert [m["event"] for m in detail["messages"] if m["kind"] == "event"][-1] == "reopened"
+    await agent.aclose()
+
+
+@pytest.mark.parametrize("policy", [{"reopen_policy": "new_conversation"}, {"reopen_enabled": False}])
+@pytest.mark.parametrize("channel", CHANNELS)
+async def test_a_message_on_a_closed_thread_starts_a_linked_conversation(demo, settings, channel, policy):
+    await demo.settings_(**policy)
     keys = await channel_secret(demo)
     email = f"closed.{channel}@example.com"
     first = await deliver(demo, channel, keys["org_id"], keys["secret"], message(email, body="Broken screen"))
