@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 
 from contracts.events import AttachmentRef, Channel
 from contracts.rpc import Actor, Reply, Request
+from contracts.states import AuthorKind, ConversationStatus, MessageKind, ReopenPolicy
 
-Status = Literal["open", "closed"]
-ReopenPolicy = Literal["always", "within_days", "new_conversation"]
+Status = ConversationStatus
 
 
 class Viewer(BaseModel):
@@ -43,11 +43,11 @@ class AttachmentView(BaseModel):
 
 class MessageView(BaseModel):
     id: str
-    kind: Literal["message", "note", "event"] = Field(
+    kind: MessageKind = Field(
         description="`message` from a person, `note` an agents' internal note (never shown to customers), "
                     "`event` a timeline entry (closed, reopened, subject changed).")
     author_id: str | None
-    author_kind: Literal["customer", "agent", "system"]
+    author_kind: AuthorKind
     author_name: str | None = None
     channel: Channel
     body: str | None = Field(description="Null when redacted.")

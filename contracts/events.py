@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.envelope import Event, register
+from contracts.states import AuthorKind, Visibility
 
 Channel = Literal["chat", "email", "messenger", "form", "instagram", "portal", "sms", "twitter", "whatsapp"]
 CHANNELS: tuple[str, ...] = Channel.__args__
@@ -55,8 +56,8 @@ class MessagePosted(Event):
     portal: str = Field(description="Slug of the portal the conversation belongs to.", examples=["demo"])
     customer_id: str = Field(description="Reporter of the conversation: the customer the answer goes to.")
     author_id: str = Field(description="Who wrote it: a customer's or a staff member's user id.")
-    author_kind: Literal["customer", "agent", "system"] = Field(description="Which side wrote it.")
-    visibility: Literal["public", "internal"] = Field(
+    author_kind: AuthorKind = Field(description="Which side wrote it.")
+    visibility: Visibility = Field(
         description="`internal` is an agents' note: never shown, sent or e-mailed to a customer.")
     channel: Channel = Field(description="Channel the message travels on; replies go back on it.", examples=["portal"])
     body: str = Field(description="Text of the message (at most 10,240 characters).")
@@ -233,7 +234,7 @@ class ArticlePublished(Event):
     portal: str = Field(description="Portal slug.", examples=["demo"])
     slug: str = Field(description="The article's address in the portal.", examples=["reset-your-password"])
     title: str
-    visibility: Literal["public", "internal"]
+    visibility: Visibility
     locale: str = Field(examples=["en"])
     revision: int = Field(description="Revision published.")
 

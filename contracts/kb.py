@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.rpc import Actor, Reply, Request
+from contracts.states import Visibility
 
-Visibility = Literal["public", "internal"]
 ThemeView = Literal["home", "article", "my_conversations", "conversation_detail"]
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.rpc import Actor, Reply, Request
+from contracts.states import NotificationStatus
 
 WebhookChannel = Literal["messenger", "instagram", "sms", "twitter", "whatsapp"]
 
@@ -13,7 +14,7 @@ WebhookChannel = Literal["messenger", "instagram", "sms", "twitter", "whatsapp"]
 class NotificationView(BaseModel):
     id: str
     kind: Literal["email", "webhook"]
-    status: Literal["pending", "sent", "failed", "cancelled", "bounced"]
+    status: NotificationStatus
     channel: str | None
     conversation_id: str | None
     cause_event_id: str
@@ -24,7 +25,7 @@ class NotificationView(BaseModel):
 
 
 class ListNotifications(Request):
-    status: Literal["pending", "sent", "failed", "cancelled", "bounced"] = "failed"
+    status: NotificationStatus = NotificationStatus.failed
     limit: int = Field(default=100, ge=1, le=1000)
 
 

@@ -18,6 +18,8 @@ from contracts.sessions import SessionRecord
 # UTF-16 surrogates (no UTF-8 spelling). Refused in every request, so that every database agrees.
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_TEXT_ERROR = "unstorable_text"  # the pydantic error type, so that the gateway can tell it apart
+# ... and pydantic's own, for an unpaired surrogate in a string it is handed.
+UNSTORABLE_TEXT_ERRORS = frozenset({UNSTORABLE_TEXT_ERROR, "string_unicode"})
 
 
 def _has_unstorable_text(value: object) -> bool:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from contracts import roles
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor, PortalSettings, PortalView
@@ -13,14 +14,12 @@ from services.auth.accounts import get_or_create_user, portal_by_slug
 from services.auth.models import Portal, PortalSecret
 from services.auth.tokens import SigningKey, new_secret
 
-ADMIN_ROLES = frozenset({"org.admin", "admin"})
-
 
 def require_admin(actor: Actor, org_id: str) -> None:
     """Admins and org.admin keys of the portal's own org; anyone else sees the portal as missing."""
     if actor.org_id != org_id:
         raise ServiceError(ErrorCode.unknown_portal, "There is no such portal in your organisation.")
-    if actor.role not in ADMIN_ROLES:
+    if not roles.can_administer(actor.role):
         raise ServiceError(ErrorCode.forbidden, "Only admins and org.admin API keys may do this.")
 
 

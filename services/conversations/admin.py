@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from contracts import roles
 from contracts.conversations import (
     ChannelSecret,
     ConversationSettingsView,
@@ -21,12 +22,11 @@ from services.conversations.models import PortalConfig
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
-ADMIN_ROLES = frozenset({"admin", "org.admin"})
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 
 
 def _require_admin(actor: Actor) -> None:
-    if actor.role not in ADMIN_ROLES:
+    if not roles.can_administer(actor.role):
         raise ServiceError(ErrorCode.forbidden, "Only admins (or an org.admin API key) change these settings.")
 
 

@@ -4,6 +4,7 @@ subject, assignment, attributes. Redaction, which also erases stored copies, is 
 from sqlalchemy import literal, tuple_
 from sqlmodel import Session, col, select
 
+from contracts import roles
 from contracts.conversations import (
     AgentAction,
     AgentAssign,
@@ -19,17 +20,15 @@ from contracts.conversations import (
 )
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor
+from contracts.states import ViewerRole
 from services.conversations import domain, idempotency, store, views
-from services.conversations.customer import ALLOWED_CONTENT_TYPES
-from services.conversations.models import Conversation, Customer, Viewer
+from services.conversations.models import Conversation, ConversationViewer, Customer
 from services.runtime.db import UtcDateTime
 from services.runtime.settings import Settings
 
-AGENT_ROLES = frozenset({"agent", "admin", "org.admin", "org.agent"})
-
 
 def author(actor: Actor) -> store.Author:
-    if actor.role not in AGENT_ROLES:
+    if not roles.can_work_conversations(actor.role):
         raise ServiceError(ErrorCode.forbidden, "Only agents and admins work conversations.")
     kind, _, ident = actor.principal.partition(":")
     if kind == "user":
@@ -77,8 +76,9 @@ def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
 def get_conversation(session: Session, request: AgentGetConversation) -> AgentConversationDetail:
     conversation = _conversation(session, request.actor, request.conversation_id)
     participants = [{"user_id": v.viewer, "role": v.role} for v in session.exec(
-        select(Viewer).where(Viewer.conversation_id == conversation.id, col(Viewer.role) != "creator")
-        .order_by(col(Viewer.role).desc())).all()]
+        select(ConversationViewer).where(ConversationViewer.conversation_id == conversation.id,
+                                         col(ConversationViewer.role) != ViewerRole.creator)
+        .order_by(col(ConversationViewer.role).desc())).all()]
     return AgentConversationDetail(conversation=conversation_reply(session, conversation).conversation,
                                    participants=participants,
                                    messages=views.messages(session, conversation.id, include_internal=True))
@@ -93,10 +93,7 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
         return claim
     conversation = store.of_org(session, request.actor.org_id, request.conversation_id)
     config = store.portal_config(session, conversation.portal, conversation.org_id)
-    limits = store.limits_of(config, settings)
-    body = domain.check_body(request.body, limits.max_body_chars)
-    domain.check_attachments(request.attachments, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes,
-                             allowed_types=ALLOWED_CONTENT_TYPES)
+    body = domain.check_message(request.body, request.attachments, store.limits_of(config, settings))
     reopened = False
     # A note may go on a closed conversation; an answer to the customer reopens it only when asked to.
     if conversation.status == "closed" and not request.internal:

@@ -15,7 +15,7 @@ from contracts.events import (
     ReporterChanged,
     UserRegistered,
 )
-from services.conversations import admin, agent, attachments, customer, handlers, idempotency, inbound, redaction
+from services.conversations import admin, agent, attachments, consumers, customer, idempotency, inbound, redaction
 from services.conversations.models import Customer
 from services.runtime.inbox import Subscription
 from services.runtime.objects import ATTACHMENTS_BUCKET, ensure_object_store
@@ -38,10 +38,10 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         "conversations", settings,
         produces=(ConversationCreated, MessagePosted, ConversationReopened, ConversationClosed, MessageRedacted,
                   ReporterChanged),
-        subscriptions=(Subscription("auth", {UserRegistered: handlers.record_customer,
-                                             IdentityLinked: handlers.link_identity}),
-                       Subscription("notifications", {EmailReceived: handlers.email_received,
-                                                      EmailBounced: handlers.email_bounced})),
+        subscriptions=(Subscription("auth", {UserRegistered: consumers.record_customer,
+                                             IdentityLinked: consumers.link_identity}),
+                       Subscription("notifications", {EmailReceived: consumers.email_received,
+                                                      EmailBounced: consumers.email_bounced})),
         read_models=(Customer,),
         **overrides,  # type: ignore[arg-type]
     )

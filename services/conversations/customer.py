@@ -17,18 +17,14 @@ from contracts.conversations import (
     ReopenConversation,
     StartConversation,
 )
-from contracts.conversations import Viewer as ViewerModel
+from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from services.conversations import domain, idempotency, store, views
-from services.conversations.models import Conversation, Message, Viewer
-from services.runtime.files import ALLOWED_TYPES
+from services.conversations.models import Conversation, ConversationViewer, Message
 from services.runtime.db import UtcDateTime
 from services.runtime.settings import Settings
 
-ALLOWED_CONTENT_TYPES = set(ALLOWED_TYPES.values())
-
-
-def portal_open(session: Session, viewer: ViewerModel) -> store.PortalRules:
+def portal_open(session: Session, viewer: Viewer) -> store.PortalRules:
     config = store.portal_config(session, viewer.portal, viewer.org_id)
     if not config.my_conversations_enabled:
         raise ServiceError(ErrorCode.my_conversations_disabled,
@@ -36,11 +32,11 @@ def portal_open(session: Session, viewer: ViewerModel) -> store.PortalRules:
     return config
 
 
-def _read_at(session: Session, viewer: ViewerModel, conversation_id: str) -> Viewer | None:
-    return session.get(Viewer, (domain.viewer_key(viewer), conversation_id))
+def _read_at(session: Session, viewer: Viewer, conversation_id: str) -> ConversationViewer | None:
+    return session.get(ConversationViewer, (domain.viewer_key(viewer), conversation_id))
 
 
-def _remember(session: Session, viewer: ViewerModel) -> None:
+def _remember(session: Session, viewer: Viewer) -> None:
     store.remember_customer(session, user_id=viewer.user_id, org_id=viewer.org_id, email=viewer.email,
                             display_name=viewer.display_name, kind=viewer.kind)
 
@@ -67,17 +63,18 @@ def portal_features(settings: Settings, session: Session, request: GetPortalFeat
 def list_conversations(session: Session, request: ListConversations) -> ConversationPage:
     viewer = request.viewer
     portal_open(session, viewer)
-    statement = (select(Conversation, Viewer.read_at, Viewer.last_activity_at)
-                 .join(Viewer, Viewer.conversation_id == Conversation.id)  # type: ignore[arg-type]
-                 .where(Viewer.viewer == domain.viewer_key(viewer), Viewer.portal == viewer.portal,
-                        Viewer.role != "former"))
+    row = ConversationViewer
+    statement = (select(Conversation, row.read_at, row.last_activity_at)
+                 .join(row, row.conversation_id == Conversation.id)  # type: ignore[arg-type]
+                 .where(row.viewer == domain.viewer_key(viewer), row.portal == viewer.portal,
+                        col(row.role).in_(domain.SEES_CONVERSATION)))
     if request.status:
-        statement = statement.where(Viewer.status == request.status)
+        statement = statement.where(row.status == request.status)
     if request.channel:
-        statement = statement.where(Viewer.channel == request.channel)
+        statement = statement.where(row.channel == request.channel)
     if request.cursor:
         at, last_id = domain.decode_cursor(request.cursor)
-        statement = statement.where(tuple_(Viewer.last_activity_at, Viewer.conversation_id)
+        statement = statement.where(tuple_(row.last_activity_at, row.conversation_id)
                                     < tuple_(literal(at, UtcDateTime), literal(last_id)))
     if request.q and request.q.strip():
         pattern = domain.like_pattern(request.q.strip())
@@ -85,7 +82,7 @@ def list_conversations(session: Session, request: ListConversations) -> Conversa
             col(Conversation.subject).ilike(pattern, escape="\\"),
             exists().where(Message.conversation_id == Conversation.id, Message.visibility == "public",
                            col(Message.body).ilike(pattern, escape="\\"))))
-    statement = statement.order_by(col(Viewer.last_activity_at).desc(), col(Viewer.conversation_id).desc())
+    statement = statement.order_by(col(row.last_activity_at).desc(), col(row.conversation_id).desc())
     rows = session.exec(statement.limit(request.limit + 1)).all()
     page = rows[:request.limit]
     next_cursor = domain.encode_cursor(page[-1][2], page[-1][0].id) if len(rows) > request.limit else None
@@ -106,11 +103,7 @@ def get_conversation(session: Session, request: GetConversation) -> Conversation
 
 def _check_message(settings: Settings, config: store.PortalRules, body: str,
                    request: StartConversation | PostMessage) -> str:
-    limits = store.limits_of(config, settings)
-    body = domain.check_body(body, limits.max_body_chars)
-    domain.check_attachments(request.attachments, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes,
-                             allowed_types=ALLOWED_CONTENT_TYPES)
-    return body
+    return domain.check_message(body, request.attachments, store.limits_of(config, settings))
 
 
 def start_conversation(settings: Settings, session: Session, request: StartConversation) -> ConversationReply:
@@ -132,7 +125,7 @@ def start_conversation(settings: Settings, session: Session, request: StartConve
     return claim.answer(session, reply, conversation.id)
 
 
-def _reopen_for_customer(session: Session, viewer: ViewerModel, config: store.PortalRules,
+def _reopen_for_customer(session: Session, viewer: Viewer, config: store.PortalRules,
                          conversation: Conversation) -> Conversation:
     """Reopen under the portal's policy; may answer with a new conversation linked to the closed one."""
     return store.reopen_on_request(session, conversation, config, author=store.Author(viewer.user_id, "customer"),

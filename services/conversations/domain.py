@@ -5,12 +5,15 @@ import binascii
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import AttachmentRef
+from contracts.states import ViewerRole
+from services.runtime.files import ALLOWED_TYPES
 
 PREVIEW_CHARS = 140
 # Characters a message may hold besides printable text: PostgreSQL cannot store NUL, and the rest
@@ -18,8 +21,15 @@ PREVIEW_CHARS = 140
 ALLOWED_CONTROLS = frozenset("\n\r\t")
 
 
+# Who sees a conversation in My Conversations: its reporter, the reporter's earlier identities and
+# the people who wrote in it, and the browser that started it while anonymous or unverified. An
+# unverified address it was linked away from (`former`) stays on the record and sees nothing.
+SEES_CONVERSATION = frozenset({ViewerRole.reporter, ViewerRole.participant, ViewerRole.creator})
+
+
 def viewer_key(viewer: Viewer) -> str:
-    """The list a viewer reads: their account's, or only their browser's when anonymous or unverified."""
+    """The list a viewer reads (`viewers.viewer`): their account's (the user id), or only their
+    browser's (`s:<session key>`) when they are anonymous or signed in with an unverified e-mail."""
     return f"s:{viewer.session_key}" if viewer.sees_only_own_browser else viewer.user_id
 
 
@@ -35,6 +45,30 @@ def check_body(body: str, max_chars: int) -> str:
     return body
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A portal's message limits: characters of text, files per message, bytes per file."""
+
+    max_body_chars: int
+    max_files: int
+    max_file_bytes: int
+
+
+# Types a message's files may have, checked from their content (`services.runtime.files`).
+ALLOWED_CONTENT_TYPES = frozenset(ALLOWED_TYPES.values())
+
+
+def check_message(body: str, attachments: list[AttachmentRef], limits: Limits) -> str:
+    """The portal's limits, for every channel and either side (portal, e-mail, chat, channel
+    webhooks, agents): the text as stored, or `ServiceError` (`message_empty`, `message_too_long`,
+    `invalid_request`, `too_many_attachments`, `attachment_too_large`, `attachment_empty`,
+    `attachment_type_not_allowed`). DESIGN.md, "Portal messages"."""
+    body = check_body(body, limits.max_body_chars)
+    check_attachments(attachments, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes,
+                      allowed_types=ALLOWED_CONTENT_TYPES)
+    return body
+
+
 def check_subject(subject: str) -> str:
     subject = " ".join(subject.split())
     if not subject:
@@ -45,7 +79,7 @@ def check_subject(subject: str) -> str:
 
 
 def check_attachments(refs: list[AttachmentRef], *, max_files: int, max_file_bytes: int,
-                      allowed_types: set[str]) -> None:
+                      allowed_types: set[str] | frozenset[str]) -> None:
     """The gateway checked the files' content; this holds the count, sizes and types to the portal's limits."""
     if len(refs) > max_files:
         raise ServiceError(ErrorCode.too_many_attachments,

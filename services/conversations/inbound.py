@@ -1,18 +1,14 @@
 """Messages from other channels (messenger, sms, whatsapp, ...): a provider's adapter posts them,
-signed with the org's channel secret, and each lands once in the right conversation for the right customer.
+signed with the org's channel secret (`contracts.signing`), and each lands once in the right
+conversation for the right customer."""
 
-Signature: `X-Portico-Signature: sha256=<hex HMAC-SHA256(secret, "<X-Portico-Timestamp>.<raw body>")>`,
-with the timestamp (Unix seconds) at most 5 minutes from our clock, so a captured request cannot be replayed later.
-"""
-
-import hashlib
-import hmac
 import time
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from contracts import signing
 from contracts.conversations import InboundAccepted, InboundMessage, InboundPayload
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import CustomerAccount, EnsureCustomer
@@ -23,14 +19,6 @@ from services.runtime.rpc import validation_message
 from services.runtime.service import Service
 
 log = get_logger("portico.conversations")
-
-MAX_SKEW_SECONDS = 300
-
-
-def sign(secret: str, timestamp: str, raw_body: str) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.{raw_body}".encode(), hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
 
 def _secrets(session: Session, org_id: str) -> list[str]:
     row = session.get(ChannelSecret, org_id)
@@ -50,11 +38,10 @@ def _verify(request: InboundMessage, live_secrets: list[str]) -> None:
         skew = abs(time.time() - int(request.timestamp))
     except ValueError:
         raise refused from None
-    if skew > MAX_SKEW_SECONDS:
+    if skew > signing.MAX_SKEW_SECONDS:
         raise ServiceError(ErrorCode.invalid_signature,
                            "X-Portico-Timestamp is more than 5 minutes from the server's clock.")
-    if not any(hmac.compare_digest(sign(s, request.timestamp, request.raw_body), request.signature)
-               for s in live_secrets):
+    if not signing.signed_by_any(live_secrets, request.timestamp, request.raw_body.encode(), request.signature):
         raise refused
 
 
@@ -110,7 +97,7 @@ async def receive(service: Service, request: InboundMessage) -> InboundAccepted:
         return InboundAccepted(conversation_id=earlier.conversation_id, message_id=earlier.message_id,
                                created_conversation=False, duplicate=True)
     config = await service.read(store.portal_config, payload.portal, request.org_id)
-    body = domain.check_body(payload.body, store.limits_of(config, service.settings).max_body_chars)
+    body = domain.check_message(payload.body, [], store.limits_of(config, service.settings))
     customer = await service.client.call("auth", "ensure_customer", EnsureCustomer(
         org_id=request.org_id, portal=payload.portal, email=payload.customer.email,
         display_name=payload.customer.display_name), CustomerAccount)

@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from contracts.states import AuthorKind, ConversationStatus, MessageKind, ReopenPolicy, ViewerRole, Visibility
 from services.runtime.db import UtcDateTime
 
 
@@ -32,7 +33,7 @@ class PortalConfig(SQLModel, table=True):
     org_id: str = Field(max_length=26)
     my_conversations_enabled: bool = True
     reopen_enabled: bool = True
-    reopen_policy: str = Field(default="always", max_length=20)  # always | within_days | new_conversation
+    reopen_policy: ReopenPolicy = Field(default=ReopenPolicy.always, sa_type=String(20))
     reopen_within_days: int = 7
     detail_attributes: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # None: the limit from the process settings (PORTICO_MAX_*).
@@ -55,7 +56,7 @@ class Conversation(SQLModel, table=True):
     customer_id: str = Field(max_length=26, description="Reporter: the customer answers go to.")
     channel: str = Field(max_length=20, description="Channel it started on.")
     reply_channel: str = Field(max_length=20, description="Channel answers go out on now.")
-    status: str = Field(max_length=10)
+    status: ConversationStatus = Field(sa_type=String(10))
     subject: str = Field(max_length=2000)
     assignee_id: str | None = Field(default=None, max_length=26)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -71,7 +72,7 @@ class Conversation(SQLModel, table=True):
     version: int = Field(default=1, description="aggregate_version of the last event published for it.")
 
 
-class Viewer(SQLModel, table=True):
+class ConversationViewer(SQLModel, table=True):
     """Who sees a conversation in My Conversations, with the fields the list sorts and filters on.
 
     `viewer` is a user id, or `s:<session key>` for the browser that created it anonymously or
@@ -85,8 +86,8 @@ class Viewer(SQLModel, table=True):
     viewer: str = Field(primary_key=True, max_length=80)
     conversation_id: str = Field(primary_key=True, max_length=26, index=True)
     portal: str = Field(max_length=100)
-    role: str = Field(max_length=20)  # reporter | participant | creator | former (listed for agents only)
-    status: str = Field(max_length=10)
+    role: ViewerRole = Field(sa_type=String(20), description="`former` is listed for agents only.")
+    status: ConversationStatus = Field(sa_type=String(10))
     channel: str = Field(max_length=20)
     last_activity_at: datetime = Field(sa_type=UtcDateTime)
     read_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -101,10 +102,10 @@ class Message(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=26)
     conversation_id: str = Field(max_length=26)
     seq: int
-    kind: str = Field(max_length=10)  # message | note | event
+    kind: MessageKind = Field(sa_type=String(10))
     author_id: str | None = Field(default=None, max_length=40)
-    author_kind: str = Field(max_length=10)  # customer | agent | system
-    visibility: str = Field(max_length=10)  # public | internal
+    author_kind: AuthorKind = Field(sa_type=String(10))
+    visibility: Visibility = Field(sa_type=String(10))
     channel: str = Field(max_length=20)
     body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     event: str | None = Field(default=None, max_length=30)

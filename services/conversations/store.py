@@ -1,13 +1,13 @@
 """Changing conversations: every change and the event it publishes happen in the caller's transaction."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from contracts.conversations import Viewer as ViewerModel
+from contracts.conversations import Viewer
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import (
@@ -18,17 +18,11 @@ from contracts.events import (
     MessagePosted,
 )
 from services.conversations import domain
-from services.conversations.models import Attachment, Conversation, Customer, Message, PortalConfig, Viewer
+from services.conversations.models import Attachment, Conversation, ConversationViewer, Customer, Message, PortalConfig
 from services.runtime.outbox import record_event
 from services.runtime.readmodel import upsert_newer
 from services.runtime.settings import Settings
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_body_chars: int
-    max_files: int
-    max_file_bytes: int
+from services.runtime.clock import now
 
 
 @dataclass(frozen=True)
@@ -36,9 +30,6 @@ class Author:
     id: str | None
     kind: str  # customer | agent | system
     name: str | None = None  # for an author with no account (an API key): shown as the author
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -71,8 +62,9 @@ def portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
                        **{name: getattr(config, name) for name in _RULES})
 
 
-def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> Limits:
-    return Limits(max_body_chars=config.max_body_chars or settings.max_message_chars,
+def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> domain.Limits:
+    """The portal's limits where its admin set them, else the process-wide defaults (`PORTICO_MAX_*`)."""
+    return domain.Limits(max_body_chars=config.max_body_chars or settings.max_message_chars,
                   max_files=config.max_files if config.max_files is not None else settings.max_attachments,
                   max_file_bytes=config.max_file_bytes or settings.max_attachment_bytes)
 
@@ -96,7 +88,7 @@ def create_conversation(session: Session, *, org_id: str, portal: str, customer_
         linked_from=linked_from, thread_key=thread_key)
     session.add(conversation)
     for viewer, role in viewers:
-        session.add(Viewer(viewer=viewer, conversation_id=conversation.id, portal=portal, role=role,
+        session.add(ConversationViewer(viewer=viewer, conversation_id=conversation.id, portal=portal, role=role,
                            status="open", channel=channel, last_activity_at=at, read_at=at))
     session.flush()  # the viewer rows exist before anything updates them
     record_event(session, ConversationCreated(
@@ -117,7 +109,8 @@ def _bump(conversation: Conversation, *, public: bool) -> datetime:
 
 def _sync_viewers(session: Session, conversation: Conversation) -> None:
     session.connection().execute(
-        update(Viewer).where(Viewer.conversation_id == conversation.id)  # type: ignore[arg-type]
+        update(ConversationViewer)
+        .where(ConversationViewer.conversation_id == conversation.id)  # type: ignore[arg-type]
         .values(status=conversation.status, last_activity_at=conversation.last_activity_at))
 
 
@@ -241,7 +234,7 @@ def reopen_on_request(session: Session, conversation: Conversation, config: Port
     return _apply_reopen(session, conversation, outcome, author=author, channel="portal", viewers=viewers)
 
 
-def viewers_of(viewer: ViewerModel) -> list[tuple[str, str]]:
+def viewers_of(viewer: Viewer) -> list[tuple[str, str]]:
     """Who sees a conversation a customer starts: its reporter, and the creating browser when that
     browser sees only its own."""
     rows = [(viewer.user_id, "reporter")]
@@ -250,10 +243,11 @@ def viewers_of(viewer: ViewerModel) -> list[tuple[str, str]]:
     return rows
 
 
-def visible(session: Session, viewer: ViewerModel, conversation_id: str, *, for_update: bool = False) -> Conversation:
+def visible(session: Session, viewer: Viewer, conversation_id: str, *, for_update: bool = False) -> Conversation:
     """The conversation if this viewer may see it; `not_found` otherwise, exactly as for a missing one."""
-    statement = (select(Conversation).join(Viewer, Viewer.conversation_id == Conversation.id)  # type: ignore[arg-type]
-                 .where(Viewer.viewer == domain.viewer_key(viewer), Viewer.role != "former",
+    row = ConversationViewer
+    statement = (select(Conversation).join(row, row.conversation_id == Conversation.id)  # type: ignore[arg-type]
+                 .where(row.viewer == domain.viewer_key(viewer), col(row.role).in_(domain.SEES_CONVERSATION),
                         Conversation.id == conversation_id,
                         Conversation.portal == viewer.portal, Conversation.org_id == viewer.org_id))
     conversation = session.exec(statement).first()

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import UNSTORABLE_TEXT_ERROR
+from contracts.rpc import UNSTORABLE_TEXT_ERRORS
 from services.runtime.logging import get_logger
 from services.runtime.rpc import validation_code, validation_message
 
@@ -76,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # (`contracts.emails.EmailAddress`) is the client's error; any other failure is ours.
         if validation_code(exc) is ErrorCode.invalid_email:
             return error_response(ErrorCode.invalid_email, validation_message(exc), 422)
-        if any(error.get("type") == UNSTORABLE_TEXT_ERROR for error in exc.errors()):  # NUL in a query, ...
+        if any(error.get("type") in UNSTORABLE_TEXT_ERRORS for error in exc.errors()):  # NUL in a query, ...
             return error_response(ErrorCode.invalid_request, validation_message(exc), 422)
         return await _unexpected(request, exc)
 

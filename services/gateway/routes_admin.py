@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from contracts.rpc import (
     ApiKeyCreated,
@@ -87,20 +87,23 @@ async def kustomer_kb_settings(actor: AdminActor, rpc: Rpc, kb_id: str = Path(ma
 
 
 def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59-14:00 is past the last time Python can hold in UTC
         raise ValueError("the time is out of range") from exc
 
 
-# A time with its UTC offset (a time without one is refused: it means no moment), held in UTC.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+# A time held in UTC: one without an offset is taken as UTC; one that has no UTC spelling is refused.
+UtcTime = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class NewApiKeyBody(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["crm sync"])
     role: Literal["org.admin", "org.agent", "org.read"] = Field(examples=["org.admin"])
-    expires_at: UtcTime | None = Field(default=None, description="Optional expiry (ISO 8601 with its offset).")
+    expires_at: UtcTime | None = Field(default=None,
+                                      description="Optional expiry (ISO 8601; UTC unless it has an offset).")
 
 
 @router.post("/api/v1/admin/api-keys", status_code=201, response_model=ApiKeyCreated,

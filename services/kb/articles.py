@@ -1,6 +1,5 @@
 """Writing articles (admins and content managers): create, edit, publish, unpublish, delete, revisions."""
 
-from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
@@ -26,10 +25,8 @@ from services.kb.models import Article, ArticleRevision, Category, KbPortal
 from services.kb.portals import admin_portal
 from services.runtime.outbox import record_event
 from services.runtime.service import Service
+from services.runtime.clock import now
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def category_slug(session: Session, category_id: str | None) -> str | None:

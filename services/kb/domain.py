@@ -11,11 +11,9 @@ import nh3
 import tinycss2
 from markdown_it import MarkdownIt
 
+from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import Reader
-
-STAFF_ROLES = frozenset({"agent", "admin", "content_manager"})
-EDITOR_ROLES = frozenset({"admin", "content_manager", "org.admin"})
 
 # Versions of the portal's base templates: the conversation views need themes made for version 3.
 THEME_VERSION = 3
@@ -25,14 +23,14 @@ VIEWS_NEEDING = {"my_conversations": 3, "conversation_detail": 3, "home": 1, "ar
 def visible_to(reader: Reader, *, portal_org: str, portal_for_agents: bool, internal_kb: bool,
                show_only_internal: bool) -> frozenset[str]:
     """The visibilities a reader may see among published articles of a portal."""
-    staff = reader.kind == "staff" and reader.org_id == portal_org and reader.role in STAFF_ROLES
+    staff = reader.kind == "staff" and reader.org_id == portal_org and roles.can_read_internal_articles(reader.role)
     if not staff or not (portal_for_agents and internal_kb):
         return frozenset({"public"})
     return frozenset({"internal"}) if show_only_internal else frozenset({"public", "internal"})
 
 
 def require_editor(role: str) -> None:
-    if role not in EDITOR_ROLES:
+    if not roles.can_edit_articles(role):
         raise ServiceError(ErrorCode.forbidden, "Only admins and content managers edit the knowledge base.")
 
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import GetKbSwitches, KbSettingsView, UpdateKbSwitches
 from contracts.rpc import Actor, GetPortalInfo, PortalInfo
@@ -49,7 +50,7 @@ async def get_switches(service: Service, request: GetKbSwitches) -> KbSettingsVi
 
 
 async def update_switches(service: Service, request: UpdateKbSwitches) -> KbSettingsView:
-    if request.actor.role not in ("admin", "org.admin"):
+    if not roles.can_administer(request.actor.role):
         raise ServiceError(ErrorCode.forbidden, "Only admins change the portal's switches.")
     found = await admin_portal(service, request.actor, request.portal, editor=False)
 

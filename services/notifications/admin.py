@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
+from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.notifications import (
     ChannelWebhook,
@@ -19,8 +20,6 @@ from contracts.notifications import (
 from services.notifications.models import ChannelWebhook as WebhookRow
 from services.notifications.models import Notification
 from services.runtime.service import Service
-
-ADMIN_ROLES = frozenset({"admin", "org.admin"})
 
 
 def view(notification: Notification) -> NotificationView:
@@ -57,7 +56,7 @@ async def retry(service: Service, request: RetryNotification) -> NotificationRet
 
 
 def set_webhook(settings_env: str, session: Session, request: SetChannelWebhook) -> ChannelWebhook:
-    if request.actor.role not in ADMIN_ROLES:
+    if not roles.can_administer(request.actor.role):
         raise ServiceError(ErrorCode.forbidden, "Only admins (or an org.admin API key) set channel webhooks.")
     scheme = urlsplit(request.url).scheme
     if scheme != "https" and not (scheme == "http" and settings_env == "dev"):

@@ -16,7 +16,7 @@ from contracts.events import (
     UserRegistered,
 )
 from contracts.rpc import SendEmail
-from services.notifications import admin, handlers, inbound, mail
+from services.notifications import admin, consumers, inbound, mail
 from services.notifications.models import Conversation, Customer, Participant
 from services.notifications.outbound import Sender
 from services.runtime.inbox import Subscription
@@ -52,12 +52,12 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service(
         "notifications", settings, produces=(EmailReceived, NotificationSent, NotificationFailed, EmailBounced),
         subscriptions=(
-            Subscription("auth", {UserRegistered: handlers.record_customer}),
+            Subscription("auth", {UserRegistered: consumers.record_customer}),
             Subscription("conversations", {
-                ConversationCreated: handlers.record_conversation,
-                ReporterChanged: handlers.record_reporter,
-                MessagePosted: partial(handlers.message_posted, settings.reply_domain),
-                MessageRedacted: handlers.message_redacted,
+                ConversationCreated: consumers.record_conversation,
+                ReporterChanged: consumers.record_reporter,
+                MessagePosted: partial(consumers.message_posted, settings.reply_domain),
+                MessageRedacted: consumers.message_redacted,
             }),
         ),
         read_models=(Customer, Conversation, Participant),

@@ -36,6 +36,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from sqlmodel import Session, col, select
 
 from contracts.conversations import GetMessageLimits, MessageLimits
+from contracts.emails import normalize_email
 from contracts.envelope import new_id
 from contracts.errors import ServiceError
 from contracts.events import AttachmentRef, EmailReceived
@@ -127,9 +128,12 @@ class InboundMail:
         if automatic is not None:
             log.info("automatic e-mail ignored", reason=automatic)  # vacation replies must not loop or reopen
             return
-        sender = reading.sender_address(message).lower()
-        if not sender:
+        if not reading.sender_address(message):
             raise Refused("550 5.1.7 The message has no sender address")
+        try:  # the one spelling of an address every way in uses (NFKC, IDNA domain, case)
+            sender = normalize_email(reading.sender_address(message))
+        except ValueError as exc:
+            raise Refused(f"550 5.1.7 The sender address cannot be used: {exc}") from exc
         email_id = (MESSAGE_ID.findall(reading.header_text(message, "Message-ID")) or
                     [f"<{hashlib.sha256(raw).hexdigest()[:32]}@{self.domain}>"])[0][:300]
         if await self.service.read(lambda s: s.get(ReceivedEmail, email_id)) is not None:

@@ -10,7 +10,7 @@ same Message-ID, which mail clients show once.
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from dataclasses import dataclass
 
 import httpx
@@ -27,6 +27,7 @@ from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 from services.runtime.readmodel import insert_once
 from services.runtime.service import Service
+from services.runtime.clock import now
 
 log = get_logger("portico.notifications")
 
@@ -38,9 +39,6 @@ PORTAL_CACHE_SECONDS = 300.0
 class Deferred(Exception):
     """Not deliverable yet, through no fault of the receiver: try again soon without counting a try."""
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Sender:

@@ -2,7 +2,6 @@
 
 import asyncio
 import hashlib
-import hmac
 import json
 import time
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 import httpx
 
+from contracts import signing
 from services.runtime.logging import get_logger
 
 log = get_logger("portico.notifications")
@@ -117,18 +117,14 @@ def mail_transport(smtp_url: str | None, mail_dir: Path) -> MailTransport:
     return SmtpTransport(smtp_url) if smtp_url else MailCatcher(mail_dir)
 
 
-def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 async def post_webhook(client: httpx.AsyncClient, url: str, secret: str, delivery_id: str, payload: dict) -> None:
     """POST the payload signed with the org's secret; a 2xx answer is delivered."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     try:
         response = await client.post(url, content=body, headers={
-            "content-type": "application/json", "X-Portico-Timestamp": timestamp,
-            "X-Portico-Signature": sign_webhook(secret, timestamp, body), "X-Portico-Delivery": delivery_id})
+            "content-type": "application/json", signing.TIMESTAMP_HEADER: timestamp,
+            signing.SIGNATURE_HEADER: signing.sign(secret, timestamp, body), "X-Portico-Delivery": delivery_id})
     except httpx.HTTPError as exc:
         raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from exc
     if not 200 <= response.status_code < 300:

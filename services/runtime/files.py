@@ -46,6 +46,10 @@ class FileRefused(Exception):
         self.message = message
 
 
+class CheckerMisconfigured(RuntimeError):
+    """The process is set up so that the checks cannot be trusted: a server fault, never the file's."""
+
+
 @dataclass(frozen=True)
 class CheckedFile:
     filename: str
@@ -94,7 +98,7 @@ def sanitise_filename(name: str, extension: str) -> str:
 
 def _decode_image(name: str, data: bytes, fmt: str) -> None:
     if ImageFile.LOAD_TRUNCATED_IMAGES:      # a global Pillow switch; when on, truncation goes unseen
-        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False to check attachments")
+        raise CheckerMisconfigured("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must be False to check attachments")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -419,7 +423,7 @@ def check_file(filename: str, data: bytes) -> CheckedFile:
             _refuse_prepended(name, data)
             check = _check_text
         extension = check(name, data)
-    except FileRefused:
+    except (FileRefused, CheckerMisconfigured):
         raise
     except Exception as exc:                 # a parser failure no check above foresaw: still the file's fault
         raise _malformed(name, "could not be read (corrupt or of an unexpected structure)") from exc

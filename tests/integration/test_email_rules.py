@@ -13,7 +13,7 @@ from services.runtime.db import make_engine
 from tests.fixtures.files import REFUSED, sample
 from tests.helpers import count, rows, settled_counts
 from tests.integration.conversations_kit import API_KEY, start
-from tests.integration.mail_kit import eventually, send_mail
+from tests.integration.mail_kit import eventually, send_mail, send_raw
 from tests.integration.test_email_replies import PORTAL_ADDRESS, asked, email_messages, new_mail, stored_files
 from tests.integration.test_notifications import answer, demo, reply_to, settings, sink  # noqa: F401
 
@@ -204,3 +204,15 @@ async def test_an_answer_written_with_an_api_key_shows_the_keys_name(demo, sink)
     assert [m["author_name"] for m in seen if m["author_kind"] == "agent"] == ["Helpdesk bot"]
     await bot.aclose()
     assert API_KEY  # the demo's bootstrap key is an org.admin key too
+
+
+@pytest.mark.parametrize("spelling", ["ANA@Example.COM", "\uff21na@example.com"])
+async def test_a_reply_from_another_spelling_of_the_customers_address_is_hers(demo, sink, spelling):
+    cid, mail = await asked(demo, sink)
+    raw = (f"From: Ana <{spelling}>\r\nTo: {mail['Reply-To']}\r\nSubject: Re: {mail['Subject']}\r\n"
+           f"Message-ID: <spelling-{abs(hash(spelling))}@mail.example.com>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           "Same person, other spelling.\r\n").encode()
+    assert (await send_raw(demo.smtp_port, "ana@example.com", [str(mail["Reply-To"])], raw))[0] == 250
+    [message] = await eventually(lambda: email_messages(demo.ana, cid))
+    assert message["body"] == "Same person, other spelling." and message["author_kind"] == "customer"

@@ -83,3 +83,16 @@ def test_no_event_field_hides_what_every_event_has():
     reserved = {name for name in dir(Event) if not name.startswith("_")}
     for event in registered_events():
         assert not reserved & set(event.model_fields), (event.__name__, reserved & set(event.model_fields))
+
+
+@pytest.mark.parametrize("text", ["a\u0000b", "\ud800", "x\udfff"])
+def test_requests_refuse_text_no_database_can_store(text):
+    from pydantic import ValidationError
+
+    from contracts.rpc import UNSTORABLE_TEXT_ERRORS, CreateApiKey, Ping
+
+    actor = {"org_id": "01JD8ZQ4S5K4W3YB8W1T0VQ9E3", "role": "org.admin", "principal": "key:1"}
+    assert Ping() == Ping()
+    with pytest.raises(ValidationError) as refused:
+        CreateApiKey.model_validate({"actor": actor, "name": text, "role": "org.admin"})
+    assert refused.value.errors()[0]["type"] in UNSTORABLE_TEXT_ERRORS

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import AttachmentRef
 from services.conversations import domain
@@ -89,3 +90,28 @@ def test_a_cursor_round_trips_and_a_forged_one_is_refused():
         with pytest.raises(ServiceError) as refused:
             domain.decode_cursor(forged)
         assert refused.value.code == ErrorCode.invalid_request
+
+
+# -- roles -------------------------------------------------------------------------------------------
+
+ROLE_TABLE = {  # role: (administer, work conversations, edit articles, read internal articles)
+    "admin": (True, True, True, True), "org.admin": (True, True, True, True),
+    "agent": (False, True, False, True), "org.agent": (False, True, False, True),
+    "content_manager": (False, False, True, True), "org.read": (False, False, False, False),
+    "customer": (False, False, False, False), "": (False, False, False, False), None: (False, False, False, False),
+}
+
+
+@pytest.mark.parametrize("role", ROLE_TABLE)
+def test_each_roles_permissions_are_the_table_in_the_readme(role):
+    assert (roles.can_administer(role), roles.can_work_conversations(role), roles.can_edit_articles(role),
+            roles.can_read_internal_articles(role)) == ROLE_TABLE[role]
+
+
+def test_an_org_read_key_may_not_work_the_agent_inbox():
+    from contracts.rpc import Actor
+    from services.conversations import agent
+
+    with pytest.raises(ServiceError) as refused:
+        agent.author(Actor(org_id="O" * 26, role="org.read", principal="key:" + "K" * 26))
+    assert refused.value.code == ErrorCode.forbidden

@@ -1,13 +1,21 @@
 """services/runtime/files.py: the attachment checker, against the corpus in tests/fixtures/files.py."""
 
 import hashlib
+import io
 import unicodedata
 
 import pytest
 from PIL import ImageFile
 
 from contracts.errors import ErrorCode
-from services.runtime.files import ALLOWED_TYPES, CheckedFile, FileRefused, check_file, sanitise_filename
+from services.runtime.files import (
+    ALLOWED_TYPES,
+    CheckedFile,
+    FileRefused,
+    check_file,
+    check_files,
+    sanitise_filename,
+)
 from tests.fixtures.files import REFUSED, VALID, sample
 
 THREE_MB = 3 * 1024 * 1024
@@ -128,3 +136,35 @@ def test_images_are_not_checked_while_pillow_accepts_truncated_files(monkeypatch
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(RuntimeError):
         check_file("photo.png", sample("png"))
+
+
+def test_a_parser_failure_no_check_foresaw_is_a_malformed_file(monkeypatch):
+    import olefile
+
+    def broken(*_: object, **__: object) -> object:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(olefile.OleFileIO, "listdir", broken)
+    with pytest.raises(FileRefused) as refused:
+        check_file("report.doc", sample("doc"))
+    assert refused.value.code is ErrorCode.attachment_malformed
+
+
+def test_files_on_disk_over_the_limit_are_refused_without_being_read(tmp_path):
+    class Unreadable(io.BytesIO):
+        def read(self, *_: object) -> bytes:
+            raise AssertionError("a file over the limit was read")
+
+    big = Unreadable(b"%PDF-1.4" + b"0" * 2000)
+    with pytest.raises(FileRefused) as refused:
+        check_files([("big.pdf", big)], max_files=1, max_file_bytes=1000)
+    assert refused.value.code is ErrorCode.attachment_too_large
+
+
+def test_files_on_disk_are_checked_and_come_back_rewound(tmp_path):
+    data = sample("png")
+    with (tmp_path / "shot.png").open("w+b") as spooled:
+        spooled.write(data)
+        [(info, content)] = check_files([("shot.png", spooled)], max_files=1, max_file_bytes=len(data))
+        assert (info.extension, info.size, info.sha256) == ("png", len(data), hashlib.sha256(data).hexdigest())
+        assert content is spooled and spooled.read() == data

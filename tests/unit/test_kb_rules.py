@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from contracts.errors import ServiceError
+from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import Reader
 from services.kb import domain
 
@@ -46,3 +46,24 @@ def test_markdown_keeps_formatting_and_drops_active_content():
     assert "<h1>Hi</h1>" in rendered and 'href="https://example.com"' in rendered
     assert 'href="javascript' not in rendered and "<script" not in rendered  # shown as text, never a link
     assert domain.slugify("Réinitialiser le mot de passe!") == "reinitialiser-le-mot-de-passe"
+
+
+@pytest.mark.parametrize("css", [
+    "a { width: " + "1" * 4301 + "px }",      # past Python's limit on integer strings: tinycss2 raises ValueError
+    "a { width: " + "1" * 4301 + " }",
+    "a { opacity: " + "9" * 5000 + "% }",
+])
+def test_css_the_parser_fails_on_is_refused_as_a_setting(css):
+    with pytest.raises(ServiceError) as refused:
+        domain.sanitise_css(css)
+    assert refused.value.code == "invalid_setting" and refused.value.message.startswith("custom_css:")
+
+
+def test_a_markdown_parser_failure_is_the_clients_error(monkeypatch):
+    def broken(_: str) -> str:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(domain._markdown(), "render", broken)
+    with pytest.raises(ServiceError) as refused:
+        domain.render_markdown("> > > deep", "header", ErrorCode.invalid_setting)
+    assert refused.value.code == "invalid_setting" and refused.value.message.startswith("header:")

@@ -1,11 +1,12 @@
-"""conversations' event handlers: each applies one event inside the consumer's transaction."""
+"""conversations' event consumers: each applies one event inside the consumer's transaction (the RPC
+handlers are `customer.py`, `agent.py`, `admin.py`, `inbound.py`, `redaction.py`)."""
 
 from sqlmodel import Session, select
 
 from contracts.envelope import EventEnvelope
 from contracts.events import EmailBounced, EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
 from services.conversations import store
-from services.conversations.models import Conversation, Customer, InboundReceipt, Viewer
+from services.conversations.models import Conversation, ConversationViewer, Customer, InboundReceipt
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 from services.runtime.readmodel import upsert_newer
@@ -23,9 +24,9 @@ def record_customer(session: Session, event: UserRegistered, envelope: EventEnve
 
 
 def _see(session: Session, viewer: str, conversation: Conversation, role: str) -> None:
-    row = session.get(Viewer, (viewer, conversation.id))
+    row = session.get(ConversationViewer, (viewer, conversation.id))
     if row is None:
-        row = Viewer(viewer=viewer, conversation_id=conversation.id, portal=conversation.portal, role=role,
+        row = ConversationViewer(viewer=viewer, conversation_id=conversation.id, portal=conversation.portal, role=role,
                      status=conversation.status, channel=conversation.channel,
                      last_activity_at=conversation.last_activity_at)
     row.role = role
@@ -36,8 +37,8 @@ def link_identity(session: Session, event: IdentityLinked, envelope: EventEnvelo
     """What the browser created as an anonymous or unverified identity now belongs to the customer who
     signed in there: they become its reporter, and the earlier identity stays on as a participant.
     A browser that only moved on to an unverified session keeps seeing what it created."""
-    created = session.exec(select(Viewer).where(Viewer.viewer == f"s:{event.from_session}",
-                                                Viewer.role == "creator")).all()
+    created = session.exec(select(ConversationViewer).where(ConversationViewer.viewer == f"s:{event.from_session}",
+                                                ConversationViewer.role == "creator")).all()
     for row in created:
         conversation = session.get(Conversation, row.conversation_id)
         if conversation is None or conversation.portal != event.portal:
