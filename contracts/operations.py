@@ -144,3 +144,9 @@ class kb:
 def by_subject() -> dict[str, Operation]:
     """Every declared operation by its subject."""
     return {operation.subject: operation for operation in OPERATIONS}
+
+
+def ping(service: str) -> Operation[_rpc.Ping, _rpc.Pong]:
+    """The readiness probe every service answers."""
+    return {"auth": auth.ping, "conversations": conversations.ping, "notifications": notifications.ping,
+            "kb": kb.ping}[service]

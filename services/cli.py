@@ -12,6 +12,10 @@ from pathlib import Path
 
 import typer
 
+from contracts import operations
+from contracts.notifications import ListNotifications, RetryNotification
+from contracts.operations import Operation, ReplyT, RequestT
+from contracts.states import NotificationStatus
 from contracts.subjects import DLQ_STREAM, SERVICES
 from services.runtime.settings import Settings
 
@@ -326,26 +330,27 @@ async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
         await nc.close()
 
 
-def _ask_notifications(operation: str, body: dict[str, object]) -> dict[str, object]:
-    """One request to the running notifications service over NATS."""
+def _ask(operation: Operation[RequestT, ReplyT], request: RequestT) -> ReplyT:
+    """One request to a running service over NATS (a declared operation, `contracts.operations`);
+    its error or a missing service ends the command with a message."""
     import nats.errors
 
     nats_url = _nats_url_announced()
 
-    async def ask() -> dict[str, object]:
+    async def ask() -> ReplyT:
         nc = await _connect(nats_url)
         try:
-            reply = await nc.request(f"rpc.notifications.{operation}", json.dumps(body).encode(), timeout=10)
+            reply = await nc.request(operation.subject, request.model_dump_json().encode(), timeout=10)
         except nats.errors.NoRespondersError:
-            raise typer.Exit(_fail("the notifications service is not running")) from None
+            raise typer.Exit(_fail(f"the {operation.service} service is not running")) from None
         except nats.errors.TimeoutError:
-            raise typer.Exit(_fail("the notifications service did not answer within 10 s")) from None
+            raise typer.Exit(_fail(f"the {operation.service} service did not answer within 10 s")) from None
         finally:
             await nc.close()
         answer = json.loads(reply.data or b"{}")
         if "error" in answer:
             raise typer.Exit(_fail(f"{answer['error']}: {answer.get('message', '')}"))
-        return answer["data"]
+        return operation.reply.model_validate(answer["data"])
 
     return asyncio.run(ask())
 
@@ -359,25 +364,29 @@ def _fail(message: str) -> int:
 def notifications_failed(as_json: bool = typer.Option(False, "--json", help="One JSON object a line."),
                          status: str = typer.Option("failed", help="failed, pending, sent, cancelled or bounced.")) -> None:
     """Notifications that gave up after their last try (or in another state), newest first."""
-    rows = _ask_notifications("list_notifications", {"status": status})["notifications"]
+    try:
+        wanted = ListNotifications(status=status)  # type: ignore[arg-type]
+    except ValueError:
+        raise typer.Exit(_fail(f"unknown status {status!r}: {', '.join(NotificationStatus)}")) from None
+    rows = _ask(operations.notifications.list_notifications, wanted).notifications
     if as_json:
-        for row in rows:  # type: ignore[union-attr]
-            typer.echo(json.dumps(row))
+        for row in rows:
+            typer.echo(row.model_dump_json())
         return
     if not rows:
         typer.echo(f"no {status} notifications")
-    for row in rows:  # type: ignore[union-attr]
-        typer.echo(f"{row['id']} {row['created_at']} {row['kind']} channel={row['channel']} "
-                   f"conversation={row['conversation_id']} tries={row['attempts']}\n    error: {row['last_error']}")
+    for row in rows:
+        typer.echo(f"{row.id} {row.created_at.isoformat()} {row.kind} channel={row.channel} "
+                   f"conversation={row.conversation_id} tries={row.attempts}\n    error: {row.last_error}")
 
 
 @notifications_app.command("retry")
 def notifications_retry(notification_id: str) -> None:
     """Put a failed notification back in the queue and try it now."""
-    answer = _ask_notifications("retry_notification", {"notification_id": notification_id})
-    notification = answer["notification"]
-    typer.echo(f"{notification['id']}: {notification['status']} after {notification['attempts']} "  # type: ignore[index]
-               f"tr{'y' if notification['attempts'] == 1 else 'ies'}")  # type: ignore[index]
+    notification = _ask(operations.notifications.retry_notification,
+                        RetryNotification(notification_id=notification_id)).notification
+    typer.echo(f"{notification.id}: {notification.status} after {notification.attempts} "
+               f"tr{'y' if notification.attempts == 1 else 'ies'}")
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """auth's composition root."""
 
-from contracts import rpc
+from contracts import operations
 from contracts.events import IdentityLinked, UserRegistered
 from services.auth import accounts, admin, custom_sign_on, handlers, signin
 from services.auth.sessions import open_buckets
@@ -12,29 +12,29 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("auth", settings or Settings(), produces=(UserRegistered, IdentityLinked), **overrides)  # type: ignore[arg-type]
     service.on_start(open_buckets)
     endpoints = {
-        "start_email_access": (rpc.StartEmailAccess, handlers.start_email_access),
-        "verify_email_code": (rpc.VerifyEmailCode, handlers.verify_email_code),
-        "sso_login": (rpc.SsoLogin, signin.sso_login),
-        "anonymous_login": (rpc.AnonymousLogin, signin.anonymous_login),
-        "begin_custom_sign_on": (rpc.BeginCustomSignOn, custom_sign_on.begin),
-        "complete_custom_sign_on": (rpc.CompleteCustomSignOn, custom_sign_on.complete),
-        "staff_login": (rpc.StaffLogin, signin.staff_login),
-        "logout": (rpc.EndSession, signin.logout),
-        "verify_api_key": (rpc.VerifyApiKey, admin.verify_api_key),
-        "get_portal": (rpc.GetPortal, admin.get_portal),
-        "create_portal": (rpc.CreatePortal, admin.create_portal),
-        "update_portal_settings": (rpc.UpdatePortalSettings, admin.update_portal_settings),
-        "rotate_secret": (rpc.RotateSecret, admin.rotate_secret),
-        "revoke_secret": (rpc.RevokeSecret, admin.revoke_secret),
-        "kb_settings": (rpc.KbSettings, admin.kb_settings),
-        "create_api_key": (rpc.CreateApiKey, admin.create_api_key),
-        "list_api_keys": (rpc.ListApiKeys, admin.list_api_keys),
-        "revoke_api_key": (rpc.RevokeApiKey, admin.revoke_api_key),
-        "list_staff": (rpc.ListStaff, admin.list_staff),
-        "create_staff": (rpc.CreateStaff, admin.create_staff),
-        "ensure_customer": (rpc.EnsureCustomer, accounts.ensure_customer),
-        "portal_info": (rpc.GetPortalInfo, accounts.portal_info),
+        operations.auth.start_email_access: handlers.start_email_access,
+        operations.auth.verify_email_code: handlers.verify_email_code,
+        operations.auth.sso_login: signin.sso_login,
+        operations.auth.anonymous_login: signin.anonymous_login,
+        operations.auth.begin_custom_sign_on: custom_sign_on.begin,
+        operations.auth.complete_custom_sign_on: custom_sign_on.complete,
+        operations.auth.staff_login: signin.staff_login,
+        operations.auth.logout: signin.logout,
+        operations.auth.verify_api_key: admin.verify_api_key,
+        operations.auth.get_portal: admin.get_portal,
+        operations.auth.create_portal: admin.create_portal,
+        operations.auth.update_portal_settings: admin.update_portal_settings,
+        operations.auth.rotate_secret: admin.rotate_secret,
+        operations.auth.revoke_secret: admin.revoke_secret,
+        operations.auth.kb_settings: admin.kb_settings,
+        operations.auth.create_api_key: admin.create_api_key,
+        operations.auth.list_api_keys: admin.list_api_keys,
+        operations.auth.revoke_api_key: admin.revoke_api_key,
+        operations.auth.list_staff: admin.list_staff,
+        operations.auth.create_staff: admin.create_staff,
+        operations.auth.ensure_customer: accounts.ensure_customer,
+        operations.auth.portal_info: accounts.portal_info,
     }
-    for operation, (request, handler) in endpoints.items():
-        service.rpc(operation, request)(handler)
+    for operation, handler in endpoints.items():
+        service.answer(operation, handler)
     return service

@@ -9,11 +9,11 @@ from enum import Enum
 
 from sqlmodel import Session, col, select, update
 
+from contracts import operations
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import (
     EmailAccessStarted,
-    EmailSent,
     SendEmail,
     SessionOpened,
     StartEmailAccess,
@@ -76,11 +76,11 @@ async def _start_email_access(service: Service, request: StartEmailAccess) -> Em
     email = normalize_email(request.email)
     await limiter.hit(limits.CODE_REQUESTS_PER_ACCOUNT, f"{request.portal}|{email}")
     portal, user, code = await service.transaction(issue_code, request.portal, email)
-    await service.client.call("notifications", "send_email", SendEmail(
+    await service.client.call(operations.notifications.send_email, SendEmail(
         to=email, kind="access_code", subject=f"Your {portal.name} sign-in code",
         text=(f"Your code to sign in to {portal.name} is {code}.\n\n"
               f"It works once, for {int(CODE_LIFETIME.total_seconds() // 60)} minutes. "
-              "If you did not ask for it, ignore this e-mail.\n")), EmailSent)
+              "If you did not ask for it, ignore this e-mail.\n")))
     record = session_for(user, method="email_unverified", portal=portal, lifetime=UNVERIFIED_SESSION,
                          idle=UNVERIFIED_SESSION)
     token = await open_session(service.resources["sessions"], record)

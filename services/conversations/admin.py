@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from contracts import operations
 from contracts import roles
 from contracts.conversations import (
     ChannelSecret,
@@ -33,7 +34,7 @@ def _require_admin(actor: Actor) -> None:
 async def _portal_of(service: Service, actor: Actor, portal: str) -> PortalView:
     """auth owns portals: it says whether this one exists in the actor's org."""
     _require_admin(actor)
-    return await service.client.call("auth", "get_portal", GetPortal(actor=actor, portal=portal), PortalView)
+    return await service.client.call(operations.auth.get_portal, GetPortal(actor=actor, portal=portal))
 
 
 def _view(config: PortalConfig | store.PortalRules, settings: Settings) -> ConversationSettingsView:

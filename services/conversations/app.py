@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from contracts import conversations as rpc
+from contracts import operations
 from contracts.events import (
     ConversationClosed,
     ConversationCreated,
@@ -49,29 +49,28 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service.every(600, attachments.delete_orphans)
     service.every(3600, prune_idempotency_keys)
     endpoints = {
-        "message_limits": (rpc.GetMessageLimits, partial(customer.message_limits, settings)),
-        "portal_features": (rpc.GetPortalFeatures, partial(customer.portal_features, settings)),
-        "list_conversations": (rpc.ListConversations, customer.list_conversations),
-        "get_conversation": (rpc.GetConversation, customer.get_conversation),
-        "start_conversation": (rpc.StartConversation, partial(customer.start_conversation, settings)),
-        "post_message": (rpc.PostMessage, partial(customer.post_message, settings)),
-        "reopen_conversation": (rpc.ReopenConversation, customer.reopen_conversation),
-        "attachment_file": (rpc.GetAttachment, attachments.attachment_file),
-        "agent_inbox": (rpc.AgentInbox, agent.inbox),
-        "agent_get_conversation": (rpc.AgentGetConversation, agent.get_conversation),
-        "agent_post_message": (rpc.AgentPostMessage, partial(agent.post_message, settings)),
-        "agent_close": (rpc.AgentAction, agent.close),
-        "agent_reopen": (rpc.AgentAction, agent.reopen),
-        "agent_change_subject": (rpc.AgentChangeSubject, agent.change_subject),
-        "agent_assign": (rpc.AgentAssign, agent.assign),
-        "agent_set_attributes": (rpc.AgentSetAttributes, agent.set_attributes),
-        "agent_redact": (rpc.AgentRedact, redaction.redact),
-        "get_settings": (rpc.GetConversationSettings, admin.get_settings),
-        "update_settings": (rpc.UpdateConversationSettings, admin.update_settings),
-        "rotate_channel_secret": (rpc.RotateChannelSecret, admin.rotate_channel_secret),
-        "inbound_message": (rpc.InboundMessage, inbound.receive),
+        operations.conversations.message_limits: partial(customer.message_limits, settings),
+        operations.conversations.portal_features: partial(customer.portal_features, settings),
+        operations.conversations.list_conversations: customer.list_conversations,
+        operations.conversations.get_conversation: customer.get_conversation,
+        operations.conversations.start_conversation: partial(customer.start_conversation, settings),
+        operations.conversations.post_message: partial(customer.post_message, settings),
+        operations.conversations.reopen_conversation: customer.reopen_conversation,
+        operations.conversations.attachment_file: attachments.attachment_file,
+        operations.conversations.agent_inbox: agent.inbox,
+        operations.conversations.agent_get_conversation: agent.get_conversation,
+        operations.conversations.agent_post_message: partial(agent.post_message, settings),
+        operations.conversations.agent_close: agent.close,
+        operations.conversations.agent_reopen: agent.reopen,
+        operations.conversations.agent_change_subject: agent.change_subject,
+        operations.conversations.agent_assign: agent.assign,
+        operations.conversations.agent_set_attributes: agent.set_attributes,
+        operations.conversations.agent_redact: redaction.redact,
+        operations.conversations.get_settings: admin.get_settings,
+        operations.conversations.update_settings: admin.update_settings,
+        operations.conversations.rotate_channel_secret: admin.rotate_channel_secret,
+        operations.conversations.inbound_message: inbound.receive,
     }
-    reads = {"message_limits", "portal_features", "list_conversations", "attachment_file", "agent_inbox", "agent_get_conversation"}
-    for operation, (request, handler) in endpoints.items():
-        service.rpc(operation, request, read_only=operation in reads)(handler)
+    for operation, handler in endpoints.items():
+        service.answer(operation, handler)
     return service

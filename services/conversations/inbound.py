@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from contracts import operations
 from contracts import signing
 from contracts.conversations import InboundAccepted, InboundMessage, InboundPayload
 from contracts.errors import ErrorCode, ServiceError
@@ -98,9 +99,9 @@ async def receive(service: Service, request: InboundMessage) -> InboundAccepted:
                                created_conversation=False, duplicate=True)
     config = await service.read(store.portal_config, payload.portal, request.org_id)
     body = domain.check_message(payload.body, [], store.limits_of(config, service.settings))
-    customer = await service.client.call("auth", "ensure_customer", EnsureCustomer(
+    customer = await service.client.call(operations.auth.ensure_customer, EnsureCustomer(
         org_id=request.org_id, portal=payload.portal, email=payload.customer.email,
-        display_name=payload.customer.display_name), CustomerAccount)
+        display_name=payload.customer.display_name))
 
     def accept(session: Session) -> InboundAccepted:
         store.remember_customer(session, user_id=customer.user_id, org_id=request.org_id, email=customer.email,

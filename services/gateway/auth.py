@@ -7,9 +7,10 @@ import nats.js.errors
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
+from contracts import operations
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Actor, ApiKeyIdentity, GetPortalInfo, PortalInfo, VerifyApiKey
+from contracts.rpc import Actor, GetPortalInfo, VerifyApiKey
 from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
 from services.gateway.deps import PortalSlug, Rpc
 from services.runtime.rpc import RpcClient
@@ -74,8 +75,8 @@ async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ServiceError(ErrorCode.unauthorized, "Use `Authorization: Bearer <API key>`.")
-        identity = await rpc.call("auth", "verify_api_key", VerifyApiKey(
-            key=key.strip(), client_ip=request.client.host if request.client else ""), ApiKeyIdentity)
+        identity = await rpc.call(operations.auth.verify_api_key, VerifyApiKey(
+            key=key.strip(), client_ip=request.client.host if request.client else ""))
         return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}",
                      name=identity.name)
     found = await read_session(request)
@@ -108,7 +109,7 @@ async def require_viewer(request: Request, rpc: Rpc, portal: str = PortalSlug) -
         raise ServiceError(ErrorCode.forbidden, "Staff work conversations in the agent API (/api/v1/agent/...).")
     if record.portal != portal:
         # Only on this path: a missing portal is named as such, not as someone else's.
-        await rpc.call("auth", "portal_info", GetPortalInfo(portal=portal), PortalInfo)
+        await rpc.call(operations.auth.portal_info, GetPortalInfo(portal=portal))
         raise ServiceError(ErrorCode.wrong_portal,
                            f"This session belongs to portal '{record.portal}'; sign in to '{portal}' first.")
     return Viewer(user_id=record.user_id, org_id=record.org_id, portal=record.portal, kind=record.kind,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import AfterValidator, BaseModel, Field
 
+from contracts import operations
 from contracts.rpc import (
     ApiKeyCreated,
     ApiKeyList,
@@ -14,7 +15,6 @@ from contracts.rpc import (
     CreatePortal,
     CreateStaff,
     GetPortal,
-    KbSecret,
     KbSettings,
     ListApiKeys,
     ListStaff,
@@ -47,21 +47,20 @@ class RotateBody(BaseModel):
 
 @router.post("/api/v1/admin/portals", status_code=201, response_model=PortalView)
 async def create_portal(body: NewPortalBody, actor: AdminActor, rpc: Rpc) -> PortalView:
-    return await rpc.call("auth", "create_portal", CreatePortal(actor=actor, slug=body.slug, name=body.name),
-                          PortalView)
+    return await rpc.call(operations.auth.create_portal, CreatePortal(actor=actor, slug=body.slug, name=body.name))
 
 
 @router.get("/api/v1/admin/portals/{portal}", response_model=PortalView,
             summary="A portal with its kb_id, settings and secret ids")
 async def get_portal(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> PortalView:
-    return await rpc.call("auth", "get_portal", GetPortal(actor=actor, portal=portal), PortalView)
+    return await rpc.call(operations.auth.get_portal, GetPortal(actor=actor, portal=portal))
 
 
 @router.patch("/api/v1/admin/portals/{portal}/settings", response_model=PortalView,
               summary="Change sign-in settings (methods, session lifetime, idle timeout, token age)")
 async def update_settings(body: PortalSettings, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> PortalView:
-    return await rpc.call("auth", "update_portal_settings",
-                          UpdatePortalSettings(actor=actor, portal=portal, settings=body), PortalView)
+    return await rpc.call(operations.auth.update_portal_settings,
+                          UpdatePortalSettings(actor=actor, portal=portal, settings=body))
 
 
 @router.post("/api/v1/admin/portals/{portal}/secrets", status_code=201, response_model=NewSecret,
@@ -69,20 +68,19 @@ async def update_settings(body: PortalSettings, actor: AdminActor, rpc: Rpc, por
 async def rotate_secret(actor: AdminActor, rpc: Rpc, body: RotateBody | None = None,
                         portal: str = PortalSlug) -> NewSecret:
     grace = (body or RotateBody()).grace_minutes
-    return await rpc.call("auth", "rotate_secret", RotateSecret(actor=actor, portal=portal, grace_minutes=grace),
-                          NewSecret)
+    return await rpc.call(operations.auth.rotate_secret, RotateSecret(actor=actor, portal=portal, grace_minutes=grace))
 
 
 @router.delete("/api/v1/admin/portals/{portal}/secrets/{kid}", response_model=SecretRevoked,
                summary="Revoke a secret at once")
 async def revoke_secret(actor: AdminActor, rpc: Rpc, kid: str = Path(max_length=40),
                         portal: str = PortalSlug) -> SecretRevoked:
-    return await rpc.call("auth", "revoke_secret", RevokeSecret(actor=actor, portal=portal, kid=kid), SecretRevoked)
+    return await rpc.call(operations.auth.revoke_secret, RevokeSecret(actor=actor, portal=portal, kid=kid))
 
 
 @router.get("/v1/auth/kb/{kb_id}/settings", summary="Kustomer-compatible: the portal secret for a kb_id")
 async def kustomer_kb_settings(actor: AdminActor, rpc: Rpc, kb_id: str = Path(max_length=64)) -> dict:
-    secret = await rpc.call("auth", "kb_settings", KbSettings(actor=actor, kb_id=kb_id), KbSecret)
+    secret = await rpc.call(operations.auth.kb_settings, KbSettings(actor=actor, kb_id=kb_id))
     return {"data": {"attributes": {"secret": secret.secret}}}
 
 
@@ -109,22 +107,22 @@ class NewApiKeyBody(BaseModel):
 @router.post("/api/v1/admin/api-keys", status_code=201, response_model=ApiKeyCreated,
              summary="New API key; the key is in this answer only, Portico keeps its hash")
 async def create_api_key(body: NewApiKeyBody, actor: AdminActor, rpc: Rpc) -> ApiKeyCreated:
-    return await rpc.call("auth", "create_api_key", CreateApiKey(actor=actor, **body.model_dump()), ApiKeyCreated)
+    return await rpc.call(operations.auth.create_api_key, CreateApiKey(actor=actor, **body.model_dump()))
 
 
 @router.get("/api/v1/admin/api-keys", response_model=ApiKeyList, summary="The org's API keys (never the keys)")
 async def list_api_keys(actor: AdminActor, rpc: Rpc) -> ApiKeyList:
-    return await rpc.call("auth", "list_api_keys", ListApiKeys(actor=actor), ApiKeyList)
+    return await rpc.call(operations.auth.list_api_keys, ListApiKeys(actor=actor))
 
 
 @router.delete("/api/v1/admin/api-keys/{key_id}", response_model=ApiKeyView, summary="Revoke an API key at once")
 async def revoke_api_key(actor: AdminActor, rpc: Rpc, key_id: str = Path(max_length=26)) -> ApiKeyView:
-    return await rpc.call("auth", "revoke_api_key", RevokeApiKey(actor=actor, key_id=key_id), ApiKeyView)
+    return await rpc.call(operations.auth.revoke_api_key, RevokeApiKey(actor=actor, key_id=key_id))
 
 
 @router.get("/api/v1/admin/staff", response_model=StaffList, summary="The org's staff accounts and roles")
 async def list_staff(actor: AdminActor, rpc: Rpc) -> StaffList:
-    return await rpc.call("auth", "list_staff", ListStaff(actor=actor), StaffList)
+    return await rpc.call(operations.auth.list_staff, ListStaff(actor=actor))
 
 
 class NewStaffBody(BaseModel):
@@ -138,4 +136,4 @@ class NewStaffBody(BaseModel):
 @router.post("/api/v1/admin/staff", status_code=201, response_model=StaffCreated,
              summary="New staff account (agent, content_manager or admin)")
 async def create_staff(body: NewStaffBody, actor: AdminActor, rpc: Rpc) -> StaffCreated:
-    return await rpc.call("auth", "create_staff", CreateStaff(actor=actor, **body.model_dump()), StaffCreated)
+    return await rpc.call(operations.auth.create_staff, CreateStaff(actor=actor, **body.model_dump()))

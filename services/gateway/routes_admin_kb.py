@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import operations
 from contracts.kb import (
     AdminArticleList,
     AdminArticleReply,
@@ -52,64 +53,56 @@ async def create_article(body: NewArticleBody, actor: AdminActor, rpc: Rpc,
                          portal: str = PortalSlug) -> AdminArticleReply:
     article = ArticleInput(title=body.title, body=body.body, visibility=body.visibility, category=body.category,
                            locale=body.locale)
-    return await rpc.call("kb", "create_article", CreateArticle(
-        actor=actor, portal=portal, article=article, published=body.published, slug=body.slug), AdminArticleReply)
+    return await rpc.call(operations.kb.create_article, CreateArticle(
+        actor=actor, portal=portal, article=article, published=body.published, slug=body.slug))
 
 
 @router.get(ARTICLES, response_model=AdminArticleList, summary="Every article, drafts included")
 async def list_articles(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> AdminArticleList:
-    return await rpc.call("kb", "admin_list_articles", AdminListArticles(actor=actor, portal=portal), AdminArticleList)
+    return await rpc.call(operations.kb.admin_list_articles, AdminListArticles(actor=actor, portal=portal))
 
 
 @router.get(ARTICLES + "/{slug}", response_model=AdminArticleReply)
 async def get_article(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug, slug: str = Slug) -> AdminArticleReply:
-    return await rpc.call("kb", "admin_get_article", ArticleAction(actor=actor, portal=portal, slug=slug),
-                          AdminArticleReply)
+    return await rpc.call(operations.kb.admin_get_article, ArticleAction(actor=actor, portal=portal, slug=slug))
 
 
 @router.patch(ARTICLES + "/{slug}", response_model=AdminArticleReply, summary="Edit (a new revision)")
 async def edit_article(body: ArticleInput, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug,
                        slug: str = Slug) -> AdminArticleReply:
-    return await rpc.call("kb", "update_article", UpdateArticle(actor=actor, portal=portal, slug=slug, article=body),
-                          AdminArticleReply)
-
-
-async def _action(rpc: Rpc, operation: str, actor: object, portal: str, slug: str) -> AdminArticleReply:
-    return await rpc.call("kb", operation, ArticleAction(actor=actor, portal=portal, slug=slug),  # type: ignore[arg-type]
-                          AdminArticleReply)
+    return await rpc.call(operations.kb.update_article,
+                          UpdateArticle(actor=actor, portal=portal, slug=slug, article=body))
 
 
 @router.post(ARTICLES + "/{slug}/publish", response_model=AdminArticleReply)
 async def publish(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug, slug: str = Slug) -> AdminArticleReply:
-    return await _action(rpc, "publish_article", actor, portal, slug)
+    return await rpc.call(operations.kb.publish_article, ArticleAction(actor=actor, portal=portal, slug=slug))
 
 
 @router.post(ARTICLES + "/{slug}/unpublish", response_model=AdminArticleReply)
 async def unpublish(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug, slug: str = Slug) -> AdminArticleReply:
-    return await _action(rpc, "unpublish_article", actor, portal, slug)
+    return await rpc.call(operations.kb.unpublish_article, ArticleAction(actor=actor, portal=portal, slug=slug))
 
 
 @router.delete(ARTICLES + "/{slug}", response_model=Deleted)
 async def delete(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug, slug: str = Slug) -> Deleted:
-    return await rpc.call("kb", "delete_article", ArticleAction(actor=actor, portal=portal, slug=slug), Deleted)
+    return await rpc.call(operations.kb.delete_article, ArticleAction(actor=actor, portal=portal, slug=slug))
 
 
 @router.get(ARTICLES + "/{slug}/revisions", response_model=RevisionList)
 async def revisions(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug, slug: str = Slug) -> RevisionList:
-    return await rpc.call("kb", "article_revisions", ArticleAction(actor=actor, portal=portal, slug=slug),
-                          RevisionList)
+    return await rpc.call(operations.kb.article_revisions, ArticleAction(actor=actor, portal=portal, slug=slug))
 
 
 @router.get("/api/v1/admin/portals/{portal}/kb/settings", response_model=KbSettingsView)
 async def get_switches(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> KbSettingsView:
-    return await rpc.call("kb", "get_switches", GetKbSwitches(actor=actor, portal=portal), KbSettingsView)
+    return await rpc.call(operations.kb.get_switches, GetKbSwitches(actor=actor, portal=portal))
 
 
 @router.patch("/api/v1/admin/portals/{portal}/kb/settings", response_model=KbSettingsView,
               summary="Portal for agents and admins, internal KB, show only internal articles")
 async def update_switches(body: KbSwitches, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> KbSettingsView:
-    return await rpc.call("kb", "update_switches", UpdateKbSwitches(actor=actor, portal=portal, switches=body),
-                          KbSettingsView)
+    return await rpc.call(operations.kb.update_switches, UpdateKbSwitches(actor=actor, portal=portal, switches=body))
 
 
 THEME = "/api/v1/admin/portals/{portal}/theme"
@@ -117,25 +110,26 @@ THEME = "/api/v1/admin/portals/{portal}/theme"
 
 @router.get(THEME, response_model=ThemeReply, summary="The draft and the published theme")
 async def get_theme(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ThemeReply:
-    return await rpc.call("kb", "get_theme", ThemeAction(actor=actor, portal=portal), ThemeReply)
+    return await rpc.call(operations.kb.get_theme, ThemeAction(actor=actor, portal=portal))
 
 
 @router.put(THEME + "/draft", response_model=ThemeReply, summary="Save the draft theme")
 async def save_draft(body: ThemeInput, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ThemeReply:
-    return await rpc.call("kb", "save_theme_draft", SaveThemeDraft(actor=actor, portal=portal, theme=body), ThemeReply)
+    return await rpc.call(operations.kb.save_theme_draft, SaveThemeDraft(actor=actor, portal=portal, theme=body))
 
 
 @router.get(THEME + "/preview", response_model=ThemeState, summary="The draft as the portal would serve it")
 async def preview(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ThemeState:
-    return await rpc.call("kb", "preview_theme", ThemeAction(actor=actor, portal=portal), ThemeState)  # type: ignore[type-var]
+    return await rpc.call(operations.kb.preview_theme,
+                          ThemeAction(actor=actor, portal=portal))  # type: ignore[type-var]
 
 
 @router.post(THEME + "/publish", response_model=ThemeReply, summary="Publish the draft")
 async def publish_theme(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ThemeReply:
-    return await rpc.call("kb", "publish_theme", ThemeAction(actor=actor, portal=portal), ThemeReply)
+    return await rpc.call(operations.kb.publish_theme, ThemeAction(actor=actor, portal=portal))
 
 
 @router.post(THEME + "/upgrade", response_model=ThemeReply,
              summary="Move the theme to the current template version, keeping its customisations")
 async def upgrade_theme(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ThemeReply:
-    return await rpc.call("kb", "upgrade_theme", ThemeAction(actor=actor, portal=portal), ThemeReply)
+    return await rpc.call(operations.kb.upgrade_theme, ThemeAction(actor=actor, portal=portal))

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import operations
 from contracts.conversations import (
     AgentAction,
     AgentAssign,
@@ -17,7 +18,6 @@ from contracts.conversations import (
     AgentPostMessage,
     AgentRedact,
     AgentSetAttributes,
-    AttachmentFile,
     GetAttachment,
     PostedMessage,
     Status,
@@ -60,16 +60,15 @@ async def inbox(actor: AgentActor, rpc: Rpc, status: Status | None = None, chann
                 assignee: str | None = Query(default=None, max_length=40, description="Staff id, `me` or `none`"),
                 cursor: str | None = Query(default=None, max_length=200),
                 limit: int = Query(default=25, ge=1, le=100)) -> AgentInboxPage:
-    return await rpc.call("conversations", "agent_inbox", AgentInbox(
-        actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, cursor=cursor, limit=limit),
-        AgentInboxPage)
+    return await rpc.call(operations.conversations.agent_inbox, AgentInbox(
+        actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, cursor=cursor, limit=limit))
 
 
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=AgentConversationDetail,
             summary="A conversation with everything, internal notes included")
 async def conversation(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationDetail:
-    return await rpc.call("conversations", "agent_get_conversation",
-                          AgentGetConversation(actor=actor, conversation_id=conversation_id), AgentConversationDetail)
+    return await rpc.call(operations.conversations.agent_get_conversation,
+                          AgentGetConversation(actor=actor, conversation_id=conversation_id))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/messages", status_code=201, response_model=PostedMessage,
@@ -80,10 +79,10 @@ async def post_message(request: Request, response: Response, actor: AgentActor, 
                        conversation_id: str = ConversationId) -> PostedMessage:
     incoming = await read_message(request, rpc, AgentMessageBody, org_id=actor.org_id, conversation_id=conversation_id)
     async with owned_by_reply(request, incoming) as kept:
-        posted = await rpc.call("conversations", "agent_post_message", AgentPostMessage(
+        posted = await rpc.call(operations.conversations.agent_post_message, AgentPostMessage(
             actor=actor, conversation_id=conversation_id, body=incoming.fields["body"],
             internal=incoming.fields["internal"], reopen=incoming.fields["reopen"], attachments=incoming.attachments,
-            idempotency_key=idempotency_key), PostedMessage)
+            idempotency_key=idempotency_key))
         kept[0] = not posted.replayed
     if posted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -92,37 +91,37 @@ async def post_message(request: Request, response: Response, actor: AgentActor, 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/close", response_model=AgentConversationReply)
 async def close(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_close", AgentAction(actor=actor, conversation_id=conversation_id),
-                          AgentConversationReply)
+    return await rpc.call(operations.conversations.agent_close,
+                          AgentAction(actor=actor, conversation_id=conversation_id))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/reopen", response_model=AgentConversationReply)
 async def reopen(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_reopen", AgentAction(actor=actor, conversation_id=conversation_id),
-                          AgentConversationReply)
+    return await rpc.call(operations.conversations.agent_reopen,
+                          AgentAction(actor=actor, conversation_id=conversation_id))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/subject", response_model=AgentConversationReply,
              summary="Change the subject (the customer sees the change in the timeline)")
 async def change_subject(body: SubjectBody, actor: AgentActor, rpc: Rpc,
                          conversation_id: str = ConversationId) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_change_subject", AgentChangeSubject(
-        actor=actor, conversation_id=conversation_id, subject=body.subject), AgentConversationReply)
+    return await rpc.call(operations.conversations.agent_change_subject, AgentChangeSubject(
+        actor=actor, conversation_id=conversation_id, subject=body.subject))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/assign", response_model=AgentConversationReply)
 async def assign(body: AssignBody, actor: AgentActor, rpc: Rpc,
                  conversation_id: str = ConversationId) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_assign", AgentAssign(
-        actor=actor, conversation_id=conversation_id, assignee_id=body.assignee_id), AgentConversationReply)
+    return await rpc.call(operations.conversations.agent_assign, AgentAssign(
+        actor=actor, conversation_id=conversation_id, assignee_id=body.assignee_id))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/attributes", response_model=AgentConversationReply,
              summary="Set custom attributes (shown to customers only where the portal's admin chose them)")
 async def set_attributes(body: AttributesBody, actor: AgentActor, rpc: Rpc,
                          conversation_id: str = ConversationId) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_set_attributes", AgentSetAttributes(
-        actor=actor, conversation_id=conversation_id, values=body.values), AgentConversationReply)
+    return await rpc.call(operations.conversations.agent_set_attributes, AgentSetAttributes(
+        actor=actor, conversation_id=conversation_id, values=body.values))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/messages/{message_id}/redact",
@@ -130,13 +129,13 @@ async def set_attributes(body: AttributesBody, actor: AgentActor, rpc: Rpc,
              summary="Redact a message: its text and files are erased from storage, not only hidden")
 async def redact(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId,
                  message_id: str = Path(min_length=1, max_length=26)) -> AgentConversationReply:
-    return await rpc.call("conversations", "agent_redact", AgentRedact(
-        actor=actor, conversation_id=conversation_id, message_id=message_id), AgentConversationReply, timeout=15)
+    return await rpc.call(operations.conversations.agent_redact, AgentRedact(
+        actor=actor, conversation_id=conversation_id, message_id=message_id), timeout=15)
 
 
 @router.get("/api/v1/agent/attachments/{attachment_id}", response_class=StreamingResponse)
 async def download(request: Request, actor: AgentActor, rpc: Rpc,
                    attachment_id: str = Path(min_length=1, max_length=26)) -> StreamingResponse:
-    file = await rpc.call("conversations", "attachment_file", GetAttachment(actor=actor, attachment_id=attachment_id),
-                          AttachmentFile)
+    file = await rpc.call(operations.conversations.attachment_file,
+                          GetAttachment(actor=actor, attachment_id=attachment_id))
     return await send_file(request, file)

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 
+from contracts import operations
 from contracts.conversations import InboundAccepted, InboundMessage, InboundPayload
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import Channel
@@ -34,5 +35,5 @@ async def inbound(request: Request, rpc: Rpc, channel: Channel,
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ServiceError(ErrorCode.invalid_request, "The body is not UTF-8 JSON.") from exc
-    return await rpc.call("conversations", "inbound_message", InboundMessage(
-        channel=channel, org_id=org, timestamp=timestamp, signature=signature, raw_body=text), InboundAccepted)
+    return await rpc.call(operations.conversations.inbound_message, InboundMessage(
+        channel=channel, org_id=org, timestamp=timestamp, signature=signature, raw_body=text))

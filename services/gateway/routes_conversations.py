@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import operations
 from contracts.conversations import (
     AttachmentFile,
     ConversationPage,
@@ -59,8 +60,8 @@ async def list_conversations(viewer: CustomerViewer, rpc: Rpc, portal: str = Por
                              q: str | None = Query(default=None, max_length=200, description="Text to look for"),
                              cursor: str | None = Query(default=None, max_length=200),
                              limit: int = Query(default=25, ge=1, le=100)) -> ConversationPage:
-    return await rpc.call("conversations", "list_conversations", ListConversations(
-        viewer=viewer, status=status, channel=channel, q=q, cursor=cursor, limit=limit), ConversationPage)
+    return await rpc.call(operations.conversations.list_conversations, ListConversations(
+        viewer=viewer, status=status, channel=channel, q=q, cursor=cursor, limit=limit))
 
 
 @router.post("/api/v1/portals/{portal}/conversations", status_code=201, response_model=ConversationReply,
@@ -70,9 +71,9 @@ async def start_conversation(request: Request, response: Response, viewer: Custo
                              idempotency_key: IdempotencyKey = None, portal: str = PortalSlug) -> ConversationReply:
     incoming = await read_message(request, rpc, NewConversationBody, org_id=viewer.org_id, portal=portal)
     async with owned_by_reply(request, incoming) as kept:
-        reply = await rpc.call("conversations", "start_conversation", StartConversation(
+        reply = await rpc.call(operations.conversations.start_conversation, StartConversation(
             viewer=viewer, subject=incoming.fields["subject"], body=incoming.fields["body"],
-            attachments=incoming.attachments, idempotency_key=idempotency_key), ConversationReply)
+            attachments=incoming.attachments, idempotency_key=idempotency_key))
         kept[0] = not reply.replayed
     _replayed(response, reply.replayed)
     return reply
@@ -82,8 +83,8 @@ async def start_conversation(request: Request, response: Response, viewer: Custo
             summary="A conversation as the agent timeline shows it, without internal notes")
 async def get_conversation(viewer: CustomerViewer, rpc: Rpc, portal: str = PortalSlug,
                            conversation_id: str = ConversationId) -> ConversationReply:
-    return await rpc.call("conversations", "get_conversation",
-                          GetConversation(viewer=viewer, conversation_id=conversation_id), ConversationReply)
+    return await rpc.call(operations.conversations.get_conversation,
+                          GetConversation(viewer=viewer, conversation_id=conversation_id))
 
 
 @router.post("/api/v1/portals/{portal}/conversations/{conversation_id}/messages", status_code=201,
@@ -94,10 +95,9 @@ async def post_message(request: Request, response: Response, viewer: CustomerVie
                        conversation_id: str = ConversationId) -> PostedMessage:
     incoming = await read_message(request, rpc, MessageBody, org_id=viewer.org_id, portal=portal)
     async with owned_by_reply(request, incoming) as kept:
-        posted = await rpc.call("conversations", "post_message", PostMessage(
+        posted = await rpc.call(operations.conversations.post_message, PostMessage(
             viewer=viewer, conversation_id=conversation_id, body=incoming.fields["body"],
-            reopen=incoming.fields["reopen"], attachments=incoming.attachments, idempotency_key=idempotency_key),
-            PostedMessage)
+            reopen=incoming.fields["reopen"], attachments=incoming.attachments, idempotency_key=idempotency_key))
         kept[0] = not posted.replayed
     _replayed(response, posted.replayed)
     return posted
@@ -108,8 +108,8 @@ async def post_message(request: Request, response: Response, viewer: CustomerVie
 async def reopen_conversation(response: Response, viewer: CustomerViewer, rpc: Rpc,
                               idempotency_key: IdempotencyKey = None, portal: str = PortalSlug,
                               conversation_id: str = ConversationId) -> ConversationReply:
-    reply = await rpc.call("conversations", "reopen_conversation", ReopenConversation(
-        viewer=viewer, conversation_id=conversation_id, idempotency_key=idempotency_key), ConversationReply)
+    reply = await rpc.call(operations.conversations.reopen_conversation, ReopenConversation(
+        viewer=viewer, conversation_id=conversation_id, idempotency_key=idempotency_key))
     _replayed(response, reply.replayed)
     return reply
 
@@ -131,6 +131,6 @@ async def send_file(request: Request, file: AttachmentFile) -> StreamingResponse
             summary="Download a file, for those who may see its conversation")
 async def download(request: Request, viewer: CustomerViewer, rpc: Rpc, portal: str = PortalSlug,
                    attachment_id: str = Path(min_length=1, max_length=26)) -> StreamingResponse:
-    file = await rpc.call("conversations", "attachment_file",
-                          GetAttachment(viewer=viewer, attachment_id=attachment_id), AttachmentFile)
+    file = await rpc.call(operations.conversations.attachment_file,
+                          GetAttachment(viewer=viewer, attachment_id=attachment_id))
     return await send_file(request, file)

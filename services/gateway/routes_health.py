@@ -5,8 +5,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from contracts import operations
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Ping, Pong
+from contracts.rpc import Ping
 from contracts.subjects import SERVICES
 from services.gateway.deps import Rpc
 from services.gateway.errors import UNAVAILABLE_RETRY_AFTER
@@ -39,7 +40,7 @@ async def readyz(request: Request, rpc: Rpc) -> JSONResponse:
 
     async def probe(service: str) -> dict[str, object]:
         try:
-            pong = await rpc.call(service, "ping", Ping(), Pong, timeout=READY_TIMEOUT)
+            pong = await rpc.call(operations.ping(service), Ping(), timeout=READY_TIMEOUT)
         except ServiceError as exc:
             return {"status": "down", "error": exc.code.value, "message": exc.message}
         return {"status": "ok" if pong.database == "ok" else "degraded", "instance": pong.instance,

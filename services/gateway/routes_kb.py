@@ -7,9 +7,10 @@ import json
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from contracts.conversations import GetPortalFeatures, PortalFeatures
-from contracts.kb import ArticlePage, ArticleReply, GetArticle, GetPortalAppearance, ListArticles, PortalAppearance, Reader
-from contracts.rpc import GetPortalInfo, PortalInfo
+from contracts import operations
+from contracts.conversations import GetPortalFeatures
+from contracts.kb import ArticlePage, ArticleReply, GetArticle, GetPortalAppearance, ListArticles, Reader
+from contracts.rpc import GetPortalInfo
 from services.gateway.auth import read_session
 from services.gateway.deps import PortalSlug, Rpc
 
@@ -34,26 +35,24 @@ async def list_articles(request: Request, rpc: Rpc, portal: str = PortalSlug,
                         category: str | None = Query(default=None, max_length=100),
                         cursor: str | None = Query(default=None, max_length=200),
                         limit: int = Query(default=20, ge=1, le=100)) -> ArticlePage:
-    return await rpc.call("kb", "list_articles", ListArticles(
-        reader=await reader_of(request), portal=portal, q=q, category=category, cursor=cursor, limit=limit),
-        ArticlePage)
+    return await rpc.call(operations.kb.list_articles, ListArticles(
+        reader=await reader_of(request), portal=portal, q=q, category=category, cursor=cursor, limit=limit))
 
 
 @router.get("/api/v1/portals/{portal}/kb/articles/{slug}", response_model=ArticleReply,
             summary="One article (a hidden one answers 404, as a missing one does)")
 async def get_article(request: Request, rpc: Rpc, portal: str = PortalSlug,
                       slug: str = Path(min_length=1, max_length=200)) -> ArticleReply:
-    return await rpc.call("kb", "get_article", GetArticle(reader=await reader_of(request), portal=portal, slug=slug),
-                          ArticleReply)
+    return await rpc.call(operations.kb.get_article,
+                          GetArticle(reader=await reader_of(request), portal=portal, slug=slug))
 
 
 @router.get("/api/v1/portals/{portal}/config", summary="Everything the web portal needs to render; public, cacheable")
 async def portal_config(request: Request, rpc: Rpc, portal: str = PortalSlug) -> Response:
-    info = await rpc.call("auth", "portal_info", GetPortalInfo(portal=portal), PortalInfo)
+    info = await rpc.call(operations.auth.portal_info, GetPortalInfo(portal=portal))
     appearance, features = await asyncio.gather(
-        rpc.call("kb", "portal_appearance", GetPortalAppearance(portal=info.slug), PortalAppearance),
-        rpc.call("conversations", "portal_features", GetPortalFeatures(org_id=info.org_id, portal=info.slug),
-                 PortalFeatures))
+        rpc.call(operations.kb.portal_appearance, GetPortalAppearance(portal=info.slug)),
+        rpc.call(operations.conversations.portal_features, GetPortalFeatures(org_id=info.org_id, portal=info.slug)))
     body = {"portal": info.slug, "name": info.name, "kb_id": info.kb_id, "sign_in_methods": info.sign_in_methods,
             "switches": {**appearance.switches, "my_conversations": features.my_conversations_enabled,
                          "reopen": features.reopen_enabled},

@@ -6,12 +6,11 @@ import secrets
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from contracts import operations
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import (
     BeginCustomSignOn,
     CompleteCustomSignOn,
-    CustomSignOnDone,
-    CustomSignOnRedirect,
 )
 from contracts.sessions import SESSION_COOKIE
 from services.gateway.auth import cookie_secure, set_session_cookie
@@ -31,20 +30,19 @@ async def login(request: Request, rpc: Rpc, portal: str = Path(min_length=1, max
     secure = cookie_secure(request)
     login_url = f"{request.app.state.settings.resolved_public_url}/portals/{portal}/login"
     if external_token is not None:
-        done = await rpc.call("auth", "complete_custom_sign_on", CompleteCustomSignOn(
+        done = await rpc.call(operations.auth.complete_custom_sign_on, CompleteCustomSignOn(
             portal=portal, external_token=external_token, tracking_token=tracking_token,
             browser_nonce=request.cookies.get(NONCE_COOKIE, ""),
             client_ip=request.client.host if request.client else "",
-            replaces_session=request.cookies.get(SESSION_COOKIE)), CustomSignOnDone)
+            replaces_session=request.cookies.get(SESSION_COOKIE)))
         response = RedirectResponse(done.referral_url, status_code=303)
         set_session_cookie(response, done.session_token, done.session, secure)
         response.delete_cookie(NONCE_COOKIE, path=f"/portals/{portal}/login")
         return response
     nonce = secrets.token_urlsafe(24)
     try:
-        redirect = await rpc.call("auth", "begin_custom_sign_on", BeginCustomSignOn(
-            portal=portal, referral_url=referral_url, browser_nonce=nonce, login_url=login_url),
-            CustomSignOnRedirect)
+        redirect = await rpc.call(operations.auth.begin_custom_sign_on, BeginCustomSignOn(
+            portal=portal, referral_url=referral_url, browser_nonce=nonce, login_url=login_url))
     except ServiceError as exc:
         if exc.code is not ErrorCode.method_disabled:
             raise

@@ -3,9 +3,9 @@
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from contracts import operations
 from contracts.rpc import (
     AnonymousLogin,
-    EmailAccessStarted,
     EndSession,
     SessionEnded,
     SessionOpened,
@@ -63,9 +63,9 @@ def _client_ip(request: Request) -> str:
              summary="Start e-mail access: the account is created if needed and a one-time code e-mailed")
 async def start_email_access(body: EmailAccessBody, request: Request, response: Response, rpc: Rpc,
                              portal: str = PortalSlug) -> EmailAccessAnswer:
-    started = await rpc.call("auth", "start_email_access", StartEmailAccess(
+    started = await rpc.call(operations.auth.start_email_access, StartEmailAccess(
         portal=portal, email=body.email, client_ip=_client_ip(request),
-        replaces_session=request.cookies.get(SESSION_COOKIE)), EmailAccessStarted)
+        replaces_session=request.cookies.get(SESSION_COOKIE)))
     if started.session_token and started.session:
         set_session_cookie(response, started.session_token, started.session, cookie_secure(request))
     return EmailAccessAnswer(portal=started.portal, status=started.status)
@@ -75,9 +75,9 @@ async def start_email_access(body: EmailAccessBody, request: Request, response: 
              summary="Sign in with the e-mailed code (single use, 10 minutes, 5 tries)")
 async def verify_email_code(body: VerifyBody, request: Request, response: Response, rpc: Rpc,
                             portal: str = PortalSlug) -> SessionView:
-    opened = await rpc.call("auth", "verify_email_code", VerifyEmailCode(
+    opened = await rpc.call(operations.auth.verify_email_code, VerifyEmailCode(
         portal=portal, email=body.email, code=body.code, client_ip=_client_ip(request),
-        replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
+        replaces_session=request.cookies.get(SESSION_COOKIE)))
     return _opened(request, response, opened)
 
 
@@ -85,23 +85,23 @@ async def verify_email_code(body: VerifyBody, request: Request, response: Respon
              summary="Auto-login with a JWT signed by the portal's secret (chat widget `sso.login(token)`)")
 async def sso_login(body: SsoBody, request: Request, response: Response, rpc: Rpc,
                     portal: str = PortalSlug) -> SessionView:
-    opened = await rpc.call("auth", "sso_login", SsoLogin(
+    opened = await rpc.call(operations.auth.sso_login, SsoLogin(
         portal=portal, token=body.token, client_ip=_client_ip(request),
-        replaces_session=request.cookies.get(SESSION_COOKIE)), SessionOpened)
+        replaces_session=request.cookies.get(SESSION_COOKIE)))
     return _opened(request, response, opened)
 
 
 @router.post("/api/v1/portals/{portal}/session/anonymous", response_model=SessionView,
              summary="Anonymous session, where the portal allows requests without login")
 async def anonymous_login(request: Request, response: Response, rpc: Rpc, portal: str = PortalSlug) -> SessionView:
-    opened = await rpc.call("auth", "anonymous_login", AnonymousLogin(portal=portal), SessionOpened)
+    opened = await rpc.call(operations.auth.anonymous_login, AnonymousLogin(portal=portal))
     return _opened(request, response, opened)
 
 
 @router.post("/api/v1/staff/session", response_model=SessionView, summary="Staff sign-in with e-mail and password")
 async def staff_login(body: StaffBody, request: Request, response: Response, rpc: Rpc) -> SessionView:
-    opened = await rpc.call("auth", "staff_login", StaffLogin(email=body.email, password=body.password,
-                                                              client_ip=_client_ip(request)), SessionOpened)
+    opened = await rpc.call(operations.auth.staff_login, StaffLogin(email=body.email, password=body.password,
+                                                              client_ip=_client_ip(request)))
     return _opened(request, response, opened)
 
 
@@ -112,6 +112,6 @@ async def who_am_i(current: CurrentSession) -> SessionView:
 
 @router.delete("/api/v1/session", response_model=SessionEnded, summary="Log out (every gateway, at once)")
 async def logout(current: CurrentSession, request: Request, response: Response, rpc: Rpc) -> SessionEnded:
-    ended = await rpc.call("auth", "logout", EndSession(session_token=current[0]), SessionEnded)
+    ended = await rpc.call(operations.auth.logout, EndSession(session_token=current[0]))
     clear_session_cookie(response, cookie_secure(request))
     return ended

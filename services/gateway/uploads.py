@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from contracts import operations
 from contracts.conversations import GetMessageLimits, MessageLimits
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import AttachmentRef
@@ -137,9 +138,8 @@ async def read_message(request: Request, rpc: RpcClient, model: type[BaseModel],
         if content_type not in ("application/json", ""):
             raise ServiceError(ErrorCode.invalid_request, "Send JSON (application/json) or multipart/form-data.")
         return Incoming(fields=parse_json(await read_capped(request, JSON_LIMIT), model).model_dump())
-    limits = await rpc.call("conversations", "message_limits", GetMessageLimits(
-        org_id=org_id, portal=portal, conversation_id=conversation_id),
-                            MessageLimits)
+    limits = await rpc.call(operations.conversations.message_limits, GetMessageLimits(
+        org_id=org_id, portal=portal, conversation_id=conversation_id))
     # Room for one file more than allowed, so that a message with one too many gets `too_many_attachments`.
     form = await read_form(request, (limits.max_files + 1) * limits.max_file_bytes + limits.max_body_chars * 4
                            + FORM_OVERHEAD)

@@ -1,6 +1,6 @@
 """kb's composition root."""
 
-from contracts import kb as rpc
+from contracts import operations
 from contracts.events import ArticlePublished, ArticleUnpublished
 from services.kb import articles, portals, reading, themes
 from services.runtime.service import Service
@@ -11,26 +11,25 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("kb", settings or Settings(), produces=(ArticlePublished, ArticleUnpublished),
                       **overrides)  # type: ignore[arg-type]
     endpoints = {
-        "list_articles": (rpc.ListArticles, reading.list_articles),
-        "get_article": (rpc.GetArticle, reading.get_article),
-        "create_article": (rpc.CreateArticle, articles.create),
-        "update_article": (rpc.UpdateArticle, articles.edit),
-        "publish_article": (rpc.ArticleAction, articles.publish),
-        "unpublish_article": (rpc.ArticleAction, articles.unpublish),
-        "delete_article": (rpc.ArticleAction, articles.delete),
-        "admin_get_article": (rpc.ArticleAction, articles.get),
-        "admin_list_articles": (rpc.AdminListArticles, articles.list_all),
-        "article_revisions": (rpc.ArticleAction, articles.revisions),
-        "get_switches": (rpc.GetKbSwitches, portals.get_switches),
-        "update_switches": (rpc.UpdateKbSwitches, portals.update_switches),
-        "get_theme": (rpc.ThemeAction, themes.get),
-        "save_theme_draft": (rpc.SaveThemeDraft, themes.save_draft),
-        "preview_theme": (rpc.ThemeAction, themes.preview),
-        "publish_theme": (rpc.ThemeAction, themes.publish),
-        "upgrade_theme": (rpc.ThemeAction, themes.upgrade),
-        "portal_appearance": (rpc.GetPortalAppearance, themes.appearance),
+        operations.kb.list_articles: reading.list_articles,
+        operations.kb.get_article: reading.get_article,
+        operations.kb.create_article: articles.create,
+        operations.kb.update_article: articles.edit,
+        operations.kb.publish_article: articles.publish,
+        operations.kb.unpublish_article: articles.unpublish,
+        operations.kb.delete_article: articles.delete,
+        operations.kb.admin_get_article: articles.get,
+        operations.kb.admin_list_articles: articles.list_all,
+        operations.kb.article_revisions: articles.revisions,
+        operations.kb.get_switches: portals.get_switches,
+        operations.kb.update_switches: portals.update_switches,
+        operations.kb.get_theme: themes.get,
+        operations.kb.save_theme_draft: themes.save_draft,
+        operations.kb.preview_theme: themes.preview,
+        operations.kb.publish_theme: themes.publish,
+        operations.kb.upgrade_theme: themes.upgrade,
+        operations.kb.portal_appearance: themes.appearance,
     }
-    reads = {"list_articles", "get_article", "portal_appearance"}
-    for operation, (request, handler) in endpoints.items():
-        service.rpc(operation, request, concurrent=operation in reads)(handler)
+    for operation, handler in endpoints.items():
+        service.answer(operation, handler)
     return service

@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from contracts import operations
 from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import GetKbSwitches, KbSettingsView, UpdateKbSwitches
-from contracts.rpc import Actor, GetPortalInfo, PortalInfo
+from contracts.rpc import Actor, GetPortalInfo
 from services.kb import domain
 from services.kb.models import KbPortal
 from services.runtime.readmodel import insert_once
@@ -19,7 +20,7 @@ async def portal(service: Service, slug: str) -> KbPortal:
     known = await service.read(lambda session: session.get(KbPortal, slug))
     if known is not None:
         return known
-    info = await service.client.call("auth", "portal_info", GetPortalInfo(portal=slug), PortalInfo)
+    info = await service.client.call(operations.auth.portal_info, GetPortalInfo(portal=slug))
 
     def remember(session: Session) -> KbPortal:
         insert_once(session, KbPortal, {"slug": info.slug, "org_id": info.org_id, "kb_id": info.kb_id,

@@ -17,7 +17,8 @@ def _visible(reader: Reader, row: KbPortal) -> frozenset[str]:
                              internal_kb=row.internal_kb, show_only_internal=row.show_only_internal)
 
 
-# Databases take a 64-bit OFFSET at most (SQLite raises OverflowError past it, PostgreSQL "out of range").
+# The largest offset a cursor may hold: far past any listing, and well inside what databases take as an
+# OFFSET (past 64 bits SQLite raises OverflowError and PostgreSQL "out of range").
 MAX_OFFSET = 2**31 - 1
 
 

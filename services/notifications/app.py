@@ -3,7 +3,7 @@
 import asyncio
 from functools import partial
 
-from contracts import notifications as rpc
+from contracts import operations
 from contracts.events import (
     ConversationCreated,
     EmailBounced,
@@ -15,7 +15,6 @@ from contracts.events import (
     ReporterChanged,
     UserRegistered,
 )
-from contracts.rpc import SendEmail
 from services.notifications import admin, consumers, inbound, mail
 from services.notifications.models import Conversation, Customer, Participant
 from services.notifications.outbound import Sender
@@ -67,12 +66,12 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service.background(run_sender)
     service.on_stop(stop_delivery)
     endpoints = {
-        "send_email": (SendEmail, mail.send_email),
-        "list_dev_mail": (rpc.ListDevMail, mail.list_dev_mail),
-        "list_notifications": (rpc.ListNotifications, admin.list_notifications),
-        "retry_notification": (rpc.RetryNotification, admin.retry),
-        "set_channel_webhook": (rpc.SetChannelWebhook, partial(admin.set_webhook, settings.env)),
+        operations.notifications.send_email: mail.send_email,
+        operations.notifications.list_dev_mail: mail.list_dev_mail,
+        operations.notifications.list_notifications: admin.list_notifications,
+        operations.notifications.retry_notification: admin.retry,
+        operations.notifications.set_channel_webhook: partial(admin.set_webhook, settings.env),
     }
-    for operation, (request, handler) in endpoints.items():
-        service.rpc(operation, request)(handler)
+    for operation, handler in endpoints.items():
+        service.answer(operation, handler)
     return service

@@ -35,12 +35,13 @@ from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlmodel import Session, col, select
 
-from contracts.conversations import GetMessageLimits, MessageLimits
+from contracts import operations
+from contracts.conversations import GetMessageLimits
 from contracts.emails import normalize_email
 from contracts.envelope import new_id
 from contracts.errors import ServiceError
 from contracts.events import AttachmentRef, EmailReceived
-from contracts.rpc import CustomerAccount, EnsureCustomer, GetPortalInfo, PortalInfo
+from contracts.rpc import EnsureCustomer, GetPortalInfo
 from services.notifications import bounces, reading, tokens
 from services.notifications.models import Conversation, Customer, Participant, ReceivedEmail, ThreadMessage
 from services.runtime.logging import get_logger
@@ -140,9 +141,9 @@ class InboundMail:
             log.info("duplicate e-mail ignored")
             return
         match = await self._match(recipients, message, sender)
-        limits = await self.service.client.call("conversations", "message_limits", GetMessageLimits(
+        limits = await self.service.client.call(operations.conversations.message_limits, GetMessageLimits(
             org_id=match.org_id, portal=match.portal,
-            conversation_id=match.conversation.id if match.conversation else None), MessageLimits)
+            conversation_id=match.conversation.id if match.conversation else None))
         try:
             post = reading.posting(message, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes)
         except Exception as exc:
@@ -197,8 +198,7 @@ class InboundMail:
         # A new message to a portal's own address, `<portal>@<reply domain>`.
         portal_slug = next((a.lower().rpartition("@")[0] for a in recipients), "")
         try:
-            portal = await self.service.client.call("auth", "portal_info", GetPortalInfo(portal=portal_slug),
-                                                    PortalInfo)
+            portal = await self.service.client.call(operations.auth.portal_info, GetPortalInfo(portal=portal_slug))
         except ServiceError as exc:
             if exc.code.value in ("unknown_portal", "invalid_request"):
                 raise Refused(f"550 5.1.1 {exc.message}") from exc
@@ -208,10 +208,9 @@ class InboundMail:
     async def _new_customer(self, match: Match, message: EmailMessage, sender: str) -> str:
         """The sender's account, made now that the e-mail is accepted (auth makes it once)."""
         try:
-            customer = await self.service.client.call("auth", "ensure_customer", EnsureCustomer(
+            customer = await self.service.client.call(operations.auth.ensure_customer, EnsureCustomer(
                 org_id=match.org_id, portal=match.portal, email=sender,
-                display_name=next((n for n, _ in getaddresses([reading.header_text(message, "From")]) if n), None)),
-                CustomerAccount)
+                display_name=next((n for n, _ in getaddresses([reading.header_text(message, "From")]) if n), None)))
         except ServiceError as exc:
             if exc.code.value in ("invalid_email", "invalid_request"):
                 raise Refused(f"550 5.1.7 {exc.message}") from exc

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
+from contracts import operations
 from contracts.errors import ServiceError
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.rpc import GetPortalInfo, PortalInfo
@@ -110,7 +111,7 @@ class Sender:
         cached = self._portals.get(slug)
         if cached and time.monotonic() - cached[0] < PORTAL_CACHE_SECONDS:
             return cached[1]
-        info = await self.service.client.call("auth", "portal_info", GetPortalInfo(portal=slug), PortalInfo)
+        info = await self.service.client.call(operations.auth.portal_info, GetPortalInfo(portal=slug))
         self._portals[slug] = (time.monotonic(), info)
         return info
 

@@ -5,7 +5,6 @@ Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model b
 """
 
 import json
-from typing import TypeVar
 
 import nats.errors
 from faststream.middlewares import ExceptionMiddleware
@@ -14,14 +13,10 @@ from pydantic import ValidationError
 
 from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Reply, Request
-from contracts.subjects import rpc_subject
+from contracts.operations import Operation, ReplyT, RequestT
 from services.runtime.logging import current_correlation_id, get_logger
 
 log = get_logger("portico.rpc")
-
-R = TypeVar("R", bound=Reply)
-
 
 def validation_message(exc: ValidationError, root: str = "") -> str:
     """`"<field path>: <problem>; ..."` for the first five problems, e.g. `request.email: Field required`.
@@ -77,9 +72,14 @@ class RpcClient:
         self._broker = broker
         self._timeout = timeout
 
-    async def call(self, service: str, operation: str, request: Request, reply: type[R],
-                   *, timeout: float | None = None) -> R:
-        subject = rpc_subject(service, operation)
+    async def call(self, operation: Operation[RequestT, ReplyT], request: RequestT, *,
+                   timeout: float | None = None) -> ReplyT:
+        """`operation`'s reply to `request` (a declared operation, `contracts.operations`), or
+        `ServiceError`: the service's own error, `service_unavailable` (NATS or the service away,
+        at once) or `service_timeout` (after `timeout` seconds, default `PORTICO_RPC_TIMEOUT`)."""
+        service, subject = operation.service, operation.subject
+        if not isinstance(request, operation.request):
+            raise TypeError(f"{operation!r} takes {operation.request.__name__}, not {type(request).__name__}")
         if not bus_connected(self._broker):
             # While the client reconnects a request would only wait for its timeout: say so at once.
             raise ServiceError(ErrorCode.service_unavailable, "The message bus is unreachable; try again shortly.")
@@ -103,4 +103,4 @@ class RpcClient:
             retry_after = body.get("retry_after")
             raise ServiceError(code, str(body.get("message", "")),
                                retry_after=retry_after if type(retry_after) is int else None)
-        return reply.model_validate(body.get("data", {}))
+        return operation.reply.model_validate(body.get("data", {}))

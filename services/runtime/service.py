@@ -17,8 +17,9 @@ from sqlmodel import Session, SQLModel, delete, text
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from contracts.envelope import Event, envelope_model, new_id
-from contracts.rpc import Ping, Pong, Reply, Request
-from contracts.subjects import rpc_subject
+from contracts import operations
+from contracts.operations import Operation
+from contracts.rpc import Ping, Pong, Reply
 from services.runtime.db import READ_ONLY, make_engine, session_scope
 from services.runtime.inbox import InboxConsumer, Subscription, replay_stream
 from services.runtime.logging import correlation_id, get_logger
@@ -75,44 +76,48 @@ class Service:
             # Declared for the AsyncAPI document; events are sent by the outbox relay.
             self.broker.publisher(event.subject(), title=f"{event.subject()}:{event.type_name()}",
                                   description=inspect.getdoc(event), schema=envelope_model(event))
-        self.rpc("ping", Ping)(self._ping)
+        self.served: dict[str, Operation] = {}
+        self.answer(operations.ping(self.name), self._ping)
 
     # -- RPC --------------------------------------------------------------------------
 
-    def rpc(self, operation: str, request_model: type[Request], *, read_only: bool = False,
-            concurrent: bool = False) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
-        """Register a handler as `rpc.<service>.<operation>`.
+    def answer(self, operation: Operation, handler: Callable[..., Reply]) -> None:
+        """Answer `operation` (declared in `contracts.operations`, for this service) with `handler`.
 
         A plain `handler(session, request) -> Reply` runs in a worker thread inside one transaction,
         committed after it returns; outbox rows it added are published right after the commit
-        (`read_only`: a read transaction, which on SQLite neither takes nor waits for the write lock).
-        An `async handler(service, request) -> Reply` does its own I/O (`service.transaction`, KV).
-        Requests are handled one at a time per replica unless `concurrent` (or `read_only`) lets up to
-        `PORTICO_RPC_CONCURRENCY` run at once, for reads that wait on the database.
+        (`operation.read_only`: a read transaction, which on SQLite neither takes nor waits for the
+        write lock). An `async handler(service, request) -> Reply` does its own I/O
+        (`service.transaction`, KV). Requests are handled one at a time per replica unless the
+        operation is `read_only` or `concurrent`: then up to `PORTICO_RPC_CONCURRENCY` run at once.
+        Raises ValueError for another service's operation or one served twice.
         """
-        def register(handler: Callable[..., Reply]) -> Callable[..., Reply]:
-            is_async = inspect.iscoroutinefunction(handler)
+        if operation.service != self.name:
+            raise ValueError(f"{operation!r} belongs to the {operation.service} service, not {self.name}")
+        if operation.name in self.served:
+            raise ValueError(f"{operation!r} is served twice")
+        self.served[operation.name] = operation
+        is_async = inspect.iscoroutinefunction(handler)
+        read_only = operation.read_only
 
-            async def endpoint(request: Any, message: NatsMessage) -> dict:
-                token = correlation_id.set(message.correlation_id or new_id())
-                try:
-                    if is_async:
-                        reply = await handler(self, request)
-                    elif read_only:
-                        reply = await self.read(handler, request)
-                    else:
-                        reply = await self.transaction(handler, request)
-                finally:
-                    correlation_id.reset(token)
-                return {"data": reply.model_dump(mode="json")}
+        async def endpoint(request: Any, message: NatsMessage) -> dict:
+            token = correlation_id.set(message.correlation_id or new_id())
+            try:
+                if is_async:
+                    reply = await handler(self, request)
+                elif read_only:
+                    reply = await self.read(handler, request)
+                else:
+                    reply = await self.transaction(handler, request)
+            finally:
+                correlation_id.reset(token)
+            return {"data": reply.model_dump(mode="json")}
 
-            endpoint.__annotations__["request"] = request_model
-            endpoint.__name__ = operation
-            workers = {"max_workers": self.settings.rpc_concurrency} if (read_only or concurrent) else {}
-            self.broker.subscriber(rpc_subject(self.name, operation), queue=self.name, **workers,
-                                   title=rpc_subject(self.name, operation), description=inspect.getdoc(handler))(endpoint)
-            return handler
-        return register
+        endpoint.__annotations__["request"] = operation.request
+        endpoint.__name__ = operation.name
+        workers = {"max_workers": self.settings.rpc_concurrency} if (read_only or operation.concurrent) else {}
+        self.broker.subscriber(operation.subject, queue=self.name, **workers, title=operation.subject,
+                               description=inspect.getdoc(handler))(endpoint)
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(session, *args)` in a worker thread, in one committed transaction; then publish its events."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contracts import operations
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.notifications import ListNotifications, NotificationList
 from services.runtime.nats import free_port
@@ -204,8 +205,7 @@ async def test_a_webhook_that_always_fails_is_marked_failed_and_retried_by_hand(
     notification_id = failed.data["notification_id"]
 
     # Operators see it: over RPC, and with the CLI.
-    listed = await stack["auth"].client.call("notifications", "list_notifications",
-                                             ListNotifications(status="failed"), NotificationList)
+    listed = await stack["auth"].client.call(operations.notifications.list_notifications, ListNotifications(status="failed"))
     [view] = [n for n in listed.notifications if n.conversation_id == cid]
     assert (view.id, view.kind, view.channel, view.status, view.attempts, view.last_error) == (
         notification_id, "webhook", "whatsapp", "failed", 3, "webhook answered 500")
@@ -249,8 +249,7 @@ async def test_a_channel_without_a_webhook_ends_failed_with_a_clear_error(demo, 
 
     [failed] = await eventually(lambda: events(demo, NotificationFailed, cid))
     assert failed.data["channel"] == "sms"
-    listed = await stack["auth"].client.call("notifications", "list_notifications",
-                                             ListNotifications(status="failed"), NotificationList)
+    listed = await stack["auth"].client.call(operations.notifications.list_notifications, ListNotifications(status="failed"))
     [view] = [n for n in listed.notifications if n.conversation_id == cid]
     assert view.status == "failed" and view.last_error == "no webhook is set up for the sms channel"
     assert hook.received == []

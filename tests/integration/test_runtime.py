@@ -8,6 +8,8 @@ import time
 import nats
 from nats.js.api import StorageType
 
+from contracts import operations
+from contracts.operations import Operation
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Ping, Pong, Reply, Request
 from contracts.subjects import DLQ_STREAM, STREAMS
@@ -59,7 +61,7 @@ async def test_rpc_replicas_share_requests_and_errors_come_back_typed(settings, 
 
     def build(settings, **overrides):  # type: ignore[no-untyped-def]
         service = Service("kb", settings, **overrides)
-        service.rpc("explode", Explode)(explode)
+        service.answer(Operation("kb", "explode", Explode, Reply), explode)  # a test-only operation
         return service
 
     replicas = [await start_service(build, settings) for _ in range(2)]
@@ -96,13 +98,13 @@ async def test_rpc_client_maps_missing_service_and_replies(settings, start_servi
     client = RpcClient(broker, timeout=2)
     try:
         try:
-            await client.call("kb", "ping", Ping(), Pong)
+            await client.call(operations.kb.ping, Ping())
         except ServiceError as exc:
             assert exc.code == ErrorCode.service_unavailable and exc.status == 503
         else:
             raise AssertionError("no kb is running: the call must fail")
         kb = await start_service(lambda s, **o: Service("kb", s, **o), settings)
-        pong = await client.call("kb", "ping", Ping(), Pong)
+        pong = await client.call(operations.kb.ping, Ping())
         assert pong.service == "kb" and pong.instance == kb.instance and pong.database == "ok"
     finally:
         await broker.stop()

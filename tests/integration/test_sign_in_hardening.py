@@ -17,6 +17,7 @@ import jwt
 import nats
 import pytest
 
+from contracts import operations
 from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
 from tests.conftest import make_settings
 from services.runtime.settings import Settings
@@ -186,8 +187,8 @@ async def test_retry_after_travels_as_a_field_not_in_the_words(demo):
         await staff_sign_in(gw, "203.0.113.80", "guess", email=f"field{i}@example.com")
     # Over RPC the wait is a field of the error, in seconds, whatever its words say...
     with pytest.raises(ServiceError) as over_rpc:
-        await RpcClient(auth.broker).call("auth", "staff_login", StaffLogin(
-            email="admin@example.com", password=ADMIN_PASSWORD, client_ip="203.0.113.80"), SessionOpened)
+        await RpcClient(auth.broker).call(operations.auth.staff_login, StaffLogin(
+            email="admin@example.com", password=ADMIN_PASSWORD, client_ip="203.0.113.80"))
     assert over_rpc.value.code is ErrorCode.rate_limited and over_rpc.value.retry_after == 120
     # ...and over HTTP the `Retry-After` header.
     assert limited(await staff_sign_in(gw, "203.0.113.80", ADMIN_PASSWORD)) == 240

@@ -199,7 +199,8 @@ async def gateway_process(settings, stack, tmp_path: Path):  # type: ignore[no-u
 
 
 @pytest.mark.timeout(240)
-async def test_an_oversized_upload_does_not_grow_the_gateways_memory_by_its_size(settings, gateway_process) -> None:  # type: ignore[no-untyped-def]
+async def test_an_oversized_upload_does_not_grow_the_gateways_memory_by_its_size(  # type: ignore[no-untyped-def]
+        settings, gateway_process) -> None:
     process, gateway = gateway_process
     demo = await make_demo(settings, gateway)
     await demo.settings_(**LARGEST)
