@@ -1,4 +1,4 @@
-"""services/runtime/files.py: the attachment checker, against the corpus in tests/fixtures/files.py."""
+"""services.runtime.files: the attachment checker, against the corpus in tests/fixtures/files.py."""
 
 import hashlib
 import io
