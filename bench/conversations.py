@@ -73,7 +73,7 @@ import jwt  # noqa: E402
 
 from contracts.conversations import Viewer  # noqa: E402
 from contracts.sessions import SESSION_COOKIE, session_key  # noqa: E402
-from services.conversations import customer, store  # noqa: E402
+from services.conversations import store  # noqa: E402
 from services.runtime.db import make_engine, session_scope  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
 from services.runtime.nats import free_port  # noqa: E402
@@ -123,7 +123,7 @@ def seed_conversations(conv_db: str, viewer: Viewer, n: int) -> float:
     try:
         for offset in range(0, n, SEED_BATCH):
             with session_scope(engine) as session:
-                customer.portal_open(session, viewer)
+                store.portal_open(session, viewer)
                 store.remember_customer(session, user_id=viewer.user_id, org_id=viewer.org_id, email=viewer.email,
                                         display_name=viewer.display_name, kind=viewer.kind)
                 for i in range(offset, min(offset + SEED_BATCH, n)):

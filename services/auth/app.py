@@ -2,7 +2,7 @@
 
 from contracts import operations
 from contracts.events import IdentityLinked, UserRegistered
-from services.auth import accounts, admin, custom_sign_on, handlers, signin
+from services.auth import accounts, admin, custom_sign_on, email_access, signin
 from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -12,8 +12,8 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("auth", settings or Settings(), produces=(UserRegistered, IdentityLinked), **overrides)  # type: ignore[arg-type]
     service.on_start(open_buckets)
     endpoints = {
-        operations.auth.start_email_access: handlers.start_email_access,
-        operations.auth.verify_email_code: handlers.verify_email_code,
+        operations.auth.start_email_access: email_access.start_email_access,
+        operations.auth.verify_email_code: email_access.verify_email_code,
         operations.auth.sso_login: signin.sso_login,
         operations.auth.anonymous_login: signin.anonymous_login,
         operations.auth.begin_custom_sign_on: custom_sign_on.begin,

@@ -1,91 +1,31 @@
 """The agents' side: inbox, the whole timeline with internal notes, replies, notes, close, reopen,
 subject, assignment, attributes. Redaction, which also erases stored copies, is in `redaction.py`."""
 
-from sqlalchemy import literal, tuple_
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from contracts import roles
 from contracts.conversations import (
     AgentAction,
     AgentAssign,
     AgentChangeSubject,
-    AgentConversationDetail,
     AgentConversationReply,
-    AgentGetConversation,
-    AgentInbox,
-    AgentInboxPage,
     AgentPostMessage,
     AgentSetAttributes,
     PostedMessage,
 )
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor
-from contracts.states import ViewerRole
 from services.conversations import domain, idempotency, store, views
-from services.conversations.models import Conversation, ConversationViewer, Customer
-from services.runtime.db import UtcDateTime
+from services.conversations.models import Conversation, Customer
 from services.runtime.settings import Settings
 
 
-def author(actor: Actor) -> store.Author:
-    if not roles.can_work_conversations(actor.role):
-        raise ServiceError(ErrorCode.forbidden, "Only agents and admins work conversations.")
-    kind, _, ident = actor.principal.partition(":")
-    if kind == "user":
-        return store.Author(ident, "agent")
-    return store.Author(actor.principal, "agent", actor.name or views.SUPPORT_NAME)
-
-
 def _conversation(session: Session, actor: Actor, conversation_id: str) -> Conversation:
-    author(actor)
+    store.agent_author(actor)
     return store.of_org(session, actor.org_id, conversation_id)
 
 
-def conversation_reply(session: Session, conversation: Conversation) -> AgentConversationReply:
-    customer = session.get(Customer, conversation.customer_id)
-    return AgentConversationReply(conversation=views.agent_view(conversation, customer.email if customer else None))
-
-
-def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
-    me = author(request.actor)
-    statement = select(Conversation).where(Conversation.org_id == request.actor.org_id)
-    if request.status:
-        statement = statement.where(Conversation.status == request.status)
-    if request.channel:
-        statement = statement.where(Conversation.channel == request.channel)
-    if request.portal:
-        statement = statement.where(Conversation.portal == request.portal)
-    if request.assignee == "none":
-        statement = statement.where(col(Conversation.assignee_id).is_(None))
-    elif request.assignee:
-        statement = statement.where(Conversation.assignee_id == (me.id if request.assignee == "me" else request.assignee))
-    if request.cursor:
-        at, last_id = domain.decode_cursor(request.cursor)
-        statement = statement.where(tuple_(Conversation.updated_at, Conversation.id)
-                                    < tuple_(literal(at, UtcDateTime), literal(last_id)))
-    statement = statement.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
-    rows = session.exec(statement.limit(request.limit + 1)).all()
-    page = rows[:request.limit]
-    emails = {c.id: c.email for c in session.exec(select(Customer).where(
-        col(Customer.id).in_({c.customer_id for c in page}))).all()} if page else {}
-    return AgentInboxPage(
-        conversations=[views.agent_view(c, emails.get(c.customer_id)) for c in page],
-        next_cursor=domain.encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > request.limit else None)
-
-
-def get_conversation(session: Session, request: AgentGetConversation) -> AgentConversationDetail:
-    conversation = _conversation(session, request.actor, request.conversation_id)
-    participants = [{"user_id": v.viewer, "role": v.role} for v in session.exec(
-        select(ConversationViewer).where(ConversationViewer.conversation_id == conversation.id,
-                                         col(ConversationViewer.role) != ViewerRole.creator)
-        .order_by(col(ConversationViewer.role).desc())).all()]
-    return AgentConversationDetail(conversation=conversation_reply(session, conversation).conversation,
-                                   participants=participants,
-                                   messages=views.messages(session, conversation.id, include_internal=True))
-
-
 def post_message(settings: Settings, session: Session, request: AgentPostMessage) -> PostedMessage:
-    me = author(request.actor)
+    me = store.agent_author(request.actor)
     claim = idempotency.claim(session, request.actor.principal, request.idempotency_key, domain.fingerprint(
         "agent_post", request.conversation_id, request.body, request.internal, request.reopen,
         [a.sha256 for a in request.attachments]), PostedMessage)
@@ -113,14 +53,14 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
 
 def close(session: Session, request: AgentAction) -> AgentConversationReply:
     conversation = _conversation(session, request.actor, request.conversation_id)
-    store.close(session, conversation, author=author(request.actor))
-    return conversation_reply(session, conversation)
+    store.close(session, conversation, author=store.agent_author(request.actor))
+    return views.agent_reply(session, conversation)
 
 
 def reopen(session: Session, request: AgentAction) -> AgentConversationReply:
     conversation = _conversation(session, request.actor, request.conversation_id)
-    store.reopen(session, conversation, author=author(request.actor))
-    return conversation_reply(session, conversation)
+    store.reopen(session, conversation, author=store.agent_author(request.actor))
+    return views.agent_reply(session, conversation)
 
 
 def change_subject(session: Session, request: AgentChangeSubject) -> AgentConversationReply:
@@ -128,9 +68,9 @@ def change_subject(session: Session, request: AgentChangeSubject) -> AgentConver
     subject = domain.check_subject(request.subject)
     if subject != conversation.subject:
         previous, conversation.subject = conversation.subject, subject
-        store.add_event(session, conversation, author=author(request.actor), event="subject_changed",
+        store.add_event(session, conversation, author=store.agent_author(request.actor), event="subject_changed",
                         detail={"from": previous, "to": subject})
-    return conversation_reply(session, conversation)
+    return views.agent_reply(session, conversation)
 
 
 def assign(session: Session, request: AgentAssign) -> AgentConversationReply:
@@ -141,9 +81,9 @@ def assign(session: Session, request: AgentAssign) -> AgentConversationReply:
             raise ServiceError(ErrorCode.invalid_request, "assignee_id: not a staff member of this organisation.")
     if request.assignee_id != conversation.assignee_id:
         conversation.assignee_id = request.assignee_id
-        store.add_event(session, conversation, author=author(request.actor), event="assigned",
+        store.add_event(session, conversation, author=store.agent_author(request.actor), event="assigned",
                         detail={"assignee_id": request.assignee_id}, internal=True)
-    return conversation_reply(session, conversation)
+    return views.agent_reply(session, conversation)
 
 
 def set_attributes(session: Session, request: AgentSetAttributes) -> AgentConversationReply:
@@ -160,6 +100,6 @@ def set_attributes(session: Session, request: AgentSetAttributes) -> AgentConver
         else:
             values[name] = value
     conversation.attributes = values
-    store.add_event(session, conversation, author=author(request.actor), event="attributes_changed",
+    store.add_event(session, conversation, author=store.agent_author(request.actor), event="attributes_changed",
                     detail={"names": sorted(request.values)}, internal=True)
-    return conversation_reply(session, conversation)
+    return views.agent_reply(session, conversation)

@@ -15,7 +15,17 @@ from contracts.events import (
     ReporterChanged,
     UserRegistered,
 )
-from services.conversations import admin, agent, attachments, consumers, customer, idempotency, inbound, redaction
+from services.conversations import (
+    admin,
+    agent,
+    attachments,
+    consumers,
+    customer,
+    idempotency,
+    inbound,
+    queries,
+    redaction,
+)
 from services.conversations.models import Customer
 from services.runtime.inbox import Subscription
 from services.runtime.objects import ATTACHMENTS_BUCKET, ensure_object_store
@@ -49,16 +59,16 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service.every(600, attachments.delete_orphans)
     service.every(3600, prune_idempotency_keys)
     endpoints = {
-        operations.conversations.message_limits: partial(customer.message_limits, settings),
-        operations.conversations.portal_features: partial(customer.portal_features, settings),
-        operations.conversations.list_conversations: customer.list_conversations,
-        operations.conversations.get_conversation: customer.get_conversation,
+        operations.conversations.message_limits: partial(queries.message_limits, settings),
+        operations.conversations.portal_features: partial(queries.portal_features, settings),
+        operations.conversations.list_conversations: queries.list_conversations,
+        operations.conversations.get_conversation: queries.get_conversation,
         operations.conversations.start_conversation: partial(customer.start_conversation, settings),
         operations.conversations.post_message: partial(customer.post_message, settings),
         operations.conversations.reopen_conversation: customer.reopen_conversation,
         operations.conversations.attachment_file: attachments.attachment_file,
-        operations.conversations.agent_inbox: agent.inbox,
-        operations.conversations.agent_get_conversation: agent.get_conversation,
+        operations.conversations.agent_inbox: queries.inbox,
+        operations.conversations.agent_get_conversation: queries.agent_conversation,
         operations.conversations.agent_post_message: partial(agent.post_message, settings),
         operations.conversations.agent_close: agent.close,
         operations.conversations.agent_reopen: agent.reopen,

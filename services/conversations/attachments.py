@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 
 from contracts.conversations import AttachmentFile, GetAttachment
 from contracts.errors import ErrorCode, ServiceError
-from services.conversations import agent, customer, store
+from services.conversations import store
 from services.conversations.models import Attachment, Message
 from services.runtime.logging import get_logger
 from services.runtime.objects import ATTACHMENTS_BUCKET, delete_attachments
@@ -26,13 +26,13 @@ def attachment_file(session: Session, request: GetAttachment) -> AttachmentFile:
     if attachment is None or attachment.deleted_at is not None:
         raise missing
     if request.viewer is not None:
-        customer.portal_open(session, request.viewer)
+        store.portal_open(session, request.viewer)
         store.visible(session, request.viewer, attachment.conversation_id)
         message = session.get(Message, attachment.message_id)
         if message is None or message.visibility != "public":
             raise missing  # a file on an internal note is the agents' alone
     elif request.actor is not None:
-        agent.author(request.actor)
+        store.agent_author(request.actor)
         store.of_org(session, request.actor.org_id, attachment.conversation_id)
     else:
         raise missing

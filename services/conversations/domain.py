@@ -21,6 +21,9 @@ PREVIEW_CHARS = 140
 ALLOWED_CONTROLS = frozenset("\n\r\t")
 
 
+# The author shown for an answer written without a staff account (an API key with no name).
+SUPPORT_NAME = "Support team"
+
 # Who sees a conversation in My Conversations: its reporter, the reporter's earlier identities and
 # the people who wrote in it, and the browser that started it while anonymous or unverified. An
 # unverified address it was linked away from (`former`) stays on the record and sees nothing.

@@ -17,7 +17,7 @@ from contracts.conversations import AgentConversationReply, AgentRedact
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import MessagePosted, MessageRedacted
 from contracts.subjects import STREAMS
-from services.conversations import agent, domain, idempotency, store
+from services.conversations import domain, idempotency, store, views
 from services.conversations.models import Attachment, Message
 from services.runtime.logging import get_logger
 from services.runtime.objects import delete_attachments
@@ -30,7 +30,7 @@ SEARCH_LIMIT = 20_000  # stream messages looked through for the event to erase
 
 
 def _scrub(session: Session, request: AgentRedact) -> tuple[AgentConversationReply, list[str], str | None, datetime]:
-    me = agent.author(request.actor)
+    me = store.agent_author(request.actor)
     conversation = store.of_org(session, request.actor.org_id, request.conversation_id)
     message = session.get(Message, request.message_id)
     if message is None or message.conversation_id != conversation.id or message.kind == "event":
@@ -57,7 +57,7 @@ def _scrub(session: Session, request: AgentRedact) -> tuple[AgentConversationRep
                                               redacted_by=me.id),
                      org_id=conversation.org_id, aggregate_id=conversation.id, aggregate_version=conversation.version)
         log.info("message redacted", conversation_id=conversation.id, message_id=message.id, by=me.id)
-    return agent.conversation_reply(session, conversation), [f.id for f in files], message.event_id, message.created_at
+    return views.agent_reply(session, conversation), [f.id for f in files], message.event_id, message.created_at
 
 
 def _erase_outbox_copy(session: Session, event_id: str | None) -> None:

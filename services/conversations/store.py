@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from contracts import roles
 from contracts.conversations import Viewer
+from contracts.rpc import Actor
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import (
@@ -261,3 +263,24 @@ def of_org(session: Session, org_id: str, conversation_id: str) -> Conversation:
     if conversation is None or conversation.org_id != org_id:
         raise ServiceError(ErrorCode.not_found, "No such conversation.")
     return conversation
+
+
+def portal_open(session: Session, viewer: Viewer) -> PortalRules:
+    """The portal's rules for a customer's request; `my_conversations_disabled` where My
+    Conversations is turned off."""
+    config = portal_config(session, viewer.portal, viewer.org_id)
+    if not config.my_conversations_enabled:
+        raise ServiceError(ErrorCode.my_conversations_disabled,
+                           f"My Conversations is turned off on portal '{viewer.portal}'.")
+    return config
+
+
+def agent_author(actor: Actor) -> Author:
+    """The author an agent or API key writes as; `forbidden` for a role that may not work
+    conversations (`contracts.roles`)."""
+    if not roles.can_work_conversations(actor.role):
+        raise ServiceError(ErrorCode.forbidden, "Only agents and admins work conversations.")
+    kind, _, ident = actor.principal.partition(":")
+    if kind == "user":
+        return Author(ident, "agent")
+    return Author(actor.principal, "agent", actor.name or domain.SUPPORT_NAME)

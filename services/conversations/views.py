@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 
 from contracts.conversations import (
     AgentConversation,
+    AgentConversationReply,
     AttachmentView,
     AttributeValue,
     ConversationDetail,
@@ -16,9 +17,6 @@ from contracts.conversations import (
 from contracts.events import AttachmentRef
 from services.conversations.models import Attachment, Conversation, Customer, Message
 from services.conversations.store import PortalRules
-
-# The author shown for an answer written without a staff account (an API key with no name).
-SUPPORT_NAME = "Support team"
 
 
 def summary(conversation: Conversation, read_at: Any) -> ConversationSummary:
@@ -101,3 +99,9 @@ def agent_view(conversation: Conversation, email: str | None = None) -> AgentCon
         customer_email=email, assignee_id=conversation.assignee_id, created_at=conversation.created_at,
         updated_at=conversation.updated_at, closed_at=conversation.closed_at, linked_from=conversation.linked_from,
         attributes=conversation.attributes)
+
+
+def agent_reply(session: Session, conversation: Conversation) -> AgentConversationReply:
+    """What an agent's action on a conversation answers: the conversation with its customer's e-mail."""
+    customer = session.get(Customer, conversation.customer_id)
+    return AgentConversationReply(conversation=agent_view(conversation, customer.email if customer else None))

@@ -196,7 +196,7 @@ async def test_code_requests_take_as_long_for_new_and_known_addresses(settings, 
 
     import jwt as pyjwt
 
-    from services.auth.handlers import EMAIL_START_SECONDS
+    from services.auth.email_access import EMAIL_START_SECONDS
     from tests.integration.test_sign_in import SSO, portal_secret
 
     secret, _ = await portal_secret(portal)

@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 from contracts.envelope import EventEnvelope, new_id
 from contracts.events import UserRegistered
 from contracts.subjects import DLQ_STREAM, STREAMS
-from services.auth import handlers as auth_handlers
+from services.auth import email_access
 from services.auth.app import build as build_auth
 from services.conversations.app import build as build_conversations
 from services.runtime.db import session_scope
@@ -59,7 +59,7 @@ async def stream_count(nats_url: str, stream: str) -> int:
 def start_email_access_directly(auth: Service, email: str) -> None:
     """The transaction of e-mail access start (account, event, code), without RPC (used while NATS is down)."""
     with session_scope(auth.engine) as session:
-        auth_handlers.issue_code(session, "demo", email)
+        email_access.issue_code(session, "demo", email)
     auth.relay.wake()
 
 

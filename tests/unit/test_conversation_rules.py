@@ -110,8 +110,8 @@ def test_each_roles_permissions_are_the_table_in_the_readme(role):
 
 def test_an_org_read_key_may_not_work_the_agent_inbox():
     from contracts.rpc import Actor
-    from services.conversations import agent
+    from services.conversations import store
 
     with pytest.raises(ServiceError) as refused:
-        agent.author(Actor(org_id="O" * 26, role="org.read", principal="key:" + "K" * 26))
+        store.agent_author(Actor(org_id="O" * 26, role="org.read", principal="key:" + "K" * 26))
     assert refused.value.code == ErrorCode.forbidden
