@@ -247,7 +247,7 @@ from contracts.subjects import STREAMS  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
 from services.runtime.nats import ensure_streams, free_port  # noqa: E402
 from tests.helpers import rows  # noqa: E402
-from tests.integration.mail_kit import Sink  # noqa: E402
+from tests.kit.mail import Sink  # noqa: E402
 
 REPLY_DOMAIN = "reply.bench.localhost"
 PORTAL = "demo"

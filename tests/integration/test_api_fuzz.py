@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.integration.conversations_kit import ADMIN, make_demo, start
+from tests.kit.conversations import ADMIN, make_demo, start
 
 EXAMPLES = 5
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)

@@ -24,10 +24,11 @@ from services.runtime.nats import free_port
 from services.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import count, rows
-from tests.integration.mail_kit import eventually
-from tests.integration.test_email_access_slice import seed, stream_events
-from tests.integration.test_inbound_channels import channel_secret, deliver, message
-from tests.integration.test_notifications import answer, demo, settings, sink  # noqa: F401
+from tests.kit.mail import eventually
+from tests.kit.seeding import seed
+from tests.kit.streams import stream_events
+from tests.kit.channels import channel_secret, deliver, message
+from tests.kit.email import answer, demo, settings, sink  # noqa: F401
 
 PORTICO = str(Path(sys.executable).parent / "portico")
 

@@ -4,8 +4,8 @@ import pytest
 
 from contracts.events import MessagePosted
 from tests.helpers import wait_until
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import make_demo, start
+from tests.kit.streams import stream_events
 
 
 @pytest.fixture

@@ -2,40 +2,11 @@
 publishes UserRegistered, and conversations records the customer from the event."""
 
 
-import nats
 
-from contracts.envelope import EventEnvelope
 from contracts.events import UserRegistered
 from tests.helpers import count, rows, wait_for_http, wait_until
-
-EMAIL_PATH = "/api/v1/portals/demo/session/email"
-
-
-def seed(settings) -> None:  # type: ignore[no-untyped-def]
-    from services.auth.seed import seed_demo
-    from services.runtime.db import make_engine, session_scope
-
-    engine = make_engine(settings.database_url("auth"))
-    with session_scope(engine) as session:
-        seed_demo(session, api_key="pk_test_key_for_the_demo_org_0123456789", admin_password="a-long-admin-password")
-    engine.dispose()
-
-
-async def stream_events(nats_url: str, subject: str) -> list[EventEnvelope]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        sub = await js.subscribe(subject, ordered_consumer=True)
-        found = []
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=0.5)
-                found.append(EventEnvelope.model_validate_json(msg.data))
-        except nats.errors.TimeoutError:
-            pass
-        return found
-    finally:
-        await nc.close()
+from tests.kit.streams import stream_events
+from tests.kit.seeding import EMAIL_PATH, seed
 
 
 async def test_email_access_creates_customer_in_auth_and_conversations(settings, stack, gateway):

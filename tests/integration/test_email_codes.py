@@ -11,22 +11,10 @@ import httpx
 import pytest
 
 from tests.helpers import count
-from tests.integration.test_email_access_slice import EMAIL_PATH, seed
+from tests.kit.seeding import EMAIL_PATH, seed
+from tests.kit.codes import code_for, mailbox
 
 VERIFY = "/api/v1/portals/demo/session/email/verify"
-
-
-def mailbox(settings) -> list:  # type: ignore[no-untyped-def]
-    folder = Path(settings.data_dir) / "mail"
-    if not folder.exists():
-        return []
-    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(folder.glob("*.eml"))]
-
-
-def code_for(settings, email: str) -> str:  # type: ignore[no-untyped-def]
-    mails = [m for m in mailbox(settings) if m["To"] == email]
-    assert mails, f"no e-mail to {email}"
-    return re.search(r"\b(\d{6})\b", mails[-1].get_content()).group(1)  # type: ignore[union-attr]
 
 
 async def fresh_window(window_seconds: int, needed: float = 20.0) -> None:
@@ -98,7 +86,7 @@ async def test_expired_code_is_refused(settings, portal):
 async def test_an_unverified_browser_learns_nothing_of_the_account(settings, portal):
     import jwt as pyjwt
 
-    from tests.integration.test_sign_in import SSO, portal_secret
+    from tests.kit.sign_in import SSO, portal_secret
 
     secret, _ = await portal_secret(portal)
     token = pyjwt.encode({"email": "known@example.com", "displayName": "Known Person", "iat": int(time.time())},
@@ -145,7 +133,7 @@ async def test_code_requests_are_rate_limited_per_address(settings, portal):
 async def test_token_logins_are_rate_limited_per_account(settings, portal):
     import jwt
 
-    from tests.integration.test_sign_in import ADMIN, SSO, portal_secret
+    from tests.kit.sign_in import ADMIN, SSO, portal_secret
 
     secret, _ = await portal_secret(portal)
     await fresh_window(60)
@@ -171,7 +159,7 @@ async def test_code_tries_are_rate_limited_per_ip(settings, portal):
 async def test_code_requests_and_token_logins_are_rate_limited_per_ip(settings, portal):
     import jwt as pyjwt
 
-    from tests.integration.test_sign_in import SSO, portal_secret
+    from tests.kit.sign_in import SSO, portal_secret
 
     await fresh_window(900)
     for attempt in range(20):  # 20 addresses from one IP: each address far below its own limit
@@ -197,7 +185,7 @@ async def test_code_requests_take_as_long_for_new_and_known_addresses(settings, 
     import jwt as pyjwt
 
     from services.auth.email_access import EMAIL_START_SECONDS
-    from tests.integration.test_sign_in import SSO, portal_secret
+    from tests.kit.sign_in import SSO, portal_secret
 
     secret, _ = await portal_secret(portal)
     for i in range(6):

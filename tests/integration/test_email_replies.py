@@ -16,30 +16,14 @@ from contracts.events import EmailReceived
 from services.runtime.objects import ATTACHMENTS_BUCKET
 from tests.fixtures.files import REFUSED, sample
 from tests.helpers import count, rows
-from tests.integration.conversations_kit import start
-from tests.integration.mail_kit import eventually, send_mail
-from tests.integration.test_email_access_slice import stream_events
-from tests.integration.test_notifications import answer, demo, reply_to, settings, sink  # noqa: F401
-
-PORTAL_ADDRESS = "demo@reply.localhost"  # the demo portal's own support address
-QUESTION = "Could you confirm your delivery address?"
+from tests.kit.conversations import start
+from tests.kit.mail import eventually, send_mail
+from tests.kit.streams import stream_events
+from tests.kit.email import answer, demo, reply_to, settings, sink  # noqa: F401
+from tests.kit.replies import PORTAL_ADDRESS, QUESTION, asked, email_messages, new_mail, stored_files
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-async def asked(demo, sink, subject: str = "Invoice is wrong"):  # type: ignore[no-untyped-def]
-    """Ana opens a conversation in the portal, an agent asks her something: (conversation id, the e-mail she got)."""
-    cid = (await start(demo.ana, subject=subject))["id"]
-    await answer(demo, cid, QUESTION)
-    [mail] = await eventually(lambda: sink.to("ana@example.com"))
-    return cid, mail
-
-
-async def email_messages(browser, cid: str) -> list[dict]:  # type: ignore[no-untyped-def]
-    """What the customer sees in the portal: the conversation's messages that came in by e-mail."""
-    response = await browser.get(f"/api/v1/portals/demo/conversations/{cid}")
-    assert response.status_code == 200, response.text
-    return [m for m in response.json()["conversation"]["messages"] if m["channel"] == "email"]
 
 
 def email_rows(demo, cid: str | None = None) -> int:  # type: ignore[no-untyped-def]
@@ -47,32 +31,9 @@ def email_rows(demo, cid: str | None = None) -> int:  # type: ignore[no-untyped-
     return count(demo.settings.database_url("conversations"), "messages", where, c=cid)
 
 
-async def stored_files(demo) -> set[str]:  # type: ignore[no-untyped-def]
-    """Names of the objects in the attachments bucket (deleted ones left out)."""
-    nc = await nats.connect(demo.settings.nats_url)
-    try:
-        bucket = await nc.jetstream().object_store(ATTACHMENTS_BUCKET)
-        try:
-            return {info.name for info in await bucket.list(ignore_deletes=True)}
-        except nats.js.errors.NotFoundError:  # an empty bucket
-            return set()
-    finally:
-        await nc.close()
-
-
 async def received(demo, email_message_id: str) -> list:  # type: ignore[no-untyped-def]
     return [e for e in await stream_events(demo.settings.nats_url, EmailReceived.subject())
             if e.data["email_message_id"] == email_message_id]
-
-
-def new_mail(sender: str, subject: str, body: str, message_id: str, to: str = PORTAL_ADDRESS) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Message-ID"] = message_id
-    message.set_content(body)
-    return message
 
 
 def untagged(subject: object) -> str:

@@ -3,19 +3,15 @@ what a reply to a closed conversation does under each reopen policy, the portal'
 refused e-mail makes no account anywhere, which e-mails Portico marks as automatic, and who an API
 key's answer shows as its author."""
 
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import text
 
-from services.runtime.db import make_engine
 from tests.fixtures.files import REFUSED, sample
 from tests.helpers import count, rows, settled_counts
-from tests.integration.conversations_kit import API_KEY, start
-from tests.integration.mail_kit import eventually, send_mail, send_raw
-from tests.integration.test_email_replies import PORTAL_ADDRESS, asked, email_messages, new_mail, stored_files
-from tests.integration.test_notifications import answer, demo, reply_to, settings, sink  # noqa: F401
+from tests.kit.conversations import API_KEY, closed_days_ago, start
+from tests.kit.mail import eventually, send_mail, send_raw
+from tests.kit.replies import PORTAL_ADDRESS, asked, email_messages, new_mail, stored_files
+from tests.kit.email import answer, demo, reply_to, settings, sink  # noqa: F401
 
 SERVICES = ("auth", "conversations", "notifications", "kb")
 
@@ -30,14 +26,6 @@ async def agent_detail(demo, cid: str) -> dict:  # type: ignore[no-untyped-def]
     response = await demo.agent.get(f"/api/v1/agent/conversations/{cid}")
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def closed_days_ago(demo, cid: str, days: int) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(demo.settings.database_url("conversations"))
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE conversations SET closed_at = :at WHERE id = :id"),
-                     {"at": (datetime.now(UTC) - timedelta(days=days)).replace(tzinfo=None), "id": cid})
-    engine.dispose()
 
 
 async def landed(demo, email_message_id: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]

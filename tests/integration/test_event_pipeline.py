@@ -22,30 +22,11 @@ from services.runtime.db import session_scope
 from services.runtime.inbox import Subscription
 from services.runtime.service import Service
 from tests.helpers import count, wait_for_http, wait_until
-from tests.integration.test_email_access_slice import EMAIL_PATH, seed
+from tests.kit.seeding import EMAIL_PATH, seed
+from tests.kit.events import publish, user_registered
 
 # `seed` registers the demo admin and the demo portal's Anonymous user: two UserRegistered events.
 SEED_EVENTS = 2
-
-
-def user_registered(email: str, *, version: int = 1, user_id: str | None = None,
-                    correlation: str = "test") -> EventEnvelope:
-    user_id = user_id or new_id()
-    return EventEnvelope.wrap(
-        UserRegistered(user_id=user_id, email=email, kind="customer", method="email", portal="demo"),
-        org_id="org_test", aggregate_id=user_id, aggregate_version=version, correlation_id=correlation)
-
-
-async def publish(nats_url: str, envelopes: list[EventEnvelope], *, msg_id_suffix: str = "") -> None:
-    """Publish envelopes as the auth relay would; a suffix makes JetStream treat a re-send as new."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        for envelope in envelopes:
-            await js.publish(UserRegistered.subject(), envelope.model_dump_json().encode(),
-                             headers={"Nats-Msg-Id": envelope.id + msg_id_suffix})
-    finally:
-        await nc.close()
 
 
 async def stream_count(nats_url: str, stream: str) -> int:

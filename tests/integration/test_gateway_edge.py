@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers import count, wait_for_http
-from tests.integration.conversations_kit import make_demo, start
+from tests.kit.conversations import make_demo, start
 
 EVIL = {"Origin": "https://evil.example"}
 CSV = ("numbers.csv", b"a,b\n1,2\n", "text/csv")

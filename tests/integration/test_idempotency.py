@@ -10,8 +10,8 @@ import pytest
 from contracts.events import ConversationCreated, ConversationReopened, MessagePosted
 from tests.fixtures.files import sample
 from tests.helpers import count, wait_until
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import make_demo, start
+from tests.kit.streams import stream_events
 
 LIST = "/api/v1/portals/demo/conversations"
 

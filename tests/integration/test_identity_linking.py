@@ -12,8 +12,8 @@ import pytest
 
 from contracts.events import IdentityLinked, MessagePosted, ReporterChanged, UserRegistered
 from tests.helpers import count, rows, wait_until
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import make_demo, start
+from tests.kit.streams import stream_events
 
 SSO = "/api/v1/portals/demo/session/sso"
 LIST = "/api/v1/portals/demo/conversations"

@@ -12,7 +12,7 @@ from services.runtime import inbox
 from services.runtime.inbox import InboxRecord, Subscription
 from services.runtime.service import Service
 from tests.helpers import count, wait_until
-from tests.integration.test_event_pipeline import publish, user_registered
+from tests.kit.events import publish, user_registered
 
 
 def age_inbox_rows(service: Service, event_ids: list[str], hours: float) -> None:

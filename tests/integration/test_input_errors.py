@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.conversations_kit import Demo, make_demo, start
+from tests.kit.conversations import Demo, make_demo, start
 
 BIG = "1" * 4301
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.conversations_kit import make_demo
+from tests.kit.conversations import make_demo
 
 ARTICLES = "/api/v1/admin/portals/demo/kb/articles"
 

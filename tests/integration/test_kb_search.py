@@ -4,7 +4,7 @@ escaped snippets, category filter, pagination, and queries made of search-engine
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.integration.conversations_kit import Demo, make_demo
+from tests.kit.conversations import Demo, make_demo
 
 ADMIN_ARTICLES = "/api/v1/admin/portals/demo/kb/articles"
 READ = "/api/v1/portals/demo/kb/articles"

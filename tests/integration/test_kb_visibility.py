@@ -10,8 +10,8 @@ import pytest
 
 from contracts.events import ArticlePublished, ArticleUnpublished
 from tests.helpers import wait_until
-from tests.integration.conversations_kit import Demo, make_demo
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import Demo, make_demo
+from tests.kit.streams import stream_events
 
 ADMIN_ARTICLES = "/api/v1/admin/portals/demo/kb/articles"
 SETTINGS = "/api/v1/admin/portals/demo/kb/settings"

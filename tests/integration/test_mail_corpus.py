@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import rows, settled_counts
-from tests.integration.mail_kit import eventually, send_raw
-from tests.integration.test_email_replies import PORTAL_ADDRESS, asked, stored_files
-from tests.integration.test_notifications import demo, settings, sink  # noqa: F401
+from tests.kit.mail import eventually, send_raw
+from tests.kit.replies import PORTAL_ADDRESS, asked, stored_files
+from tests.kit.email import demo, settings, sink  # noqa: F401
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "mail"
 CASES = tomllib.loads((CORPUS / "cases.toml").read_text()) if (CORPUS / "cases.toml").exists() else {}

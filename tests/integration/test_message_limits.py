@@ -11,8 +11,8 @@ import pytest
 from contracts.errors import HTTP_STATUS, ErrorCode
 from services.runtime.settings import Settings
 from tests.fixtures.files import REFUSED, VALID, sample
-from tests.integration.conversations_kit import Demo, make_demo, start
-from tests.integration.test_conversation_access import refusal, stored, upload
+from tests.kit.conversations import Demo, make_demo, start
+from tests.kit.uploads import refusal, stored, upload
 
 MB = 1024 * 1024
 LIMIT = 10_240

@@ -9,8 +9,8 @@ import pytest
 from contracts.events import MessagePosted, MessageRedacted
 from tests.fixtures.files import sample
 from tests.helpers import rows, wait_until
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import make_demo, start
+from tests.kit.streams import stream_events
 
 SECRET_TEXT = "my card number is 4111-1111-1111-1111 zebra-quokka"
 

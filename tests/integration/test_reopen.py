@@ -1,15 +1,12 @@
 """Reopening closed conversations under each portal policy, and the channel a reopen switches to."""
 
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from contracts.events import ConversationReopened, MessagePosted
-from services.runtime.db import make_engine
 from tests.helpers import count, wait_until
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.test_email_access_slice import stream_events
+from tests.kit.conversations import closed_days_ago, make_demo, start
+from tests.kit.streams import stream_events
 
 
 @pytest.fixture
@@ -29,14 +26,6 @@ async def closed_conversation(demo) -> str:  # type: ignore[no-untyped-def]
 
 def url(cid: str, tail: str = "") -> str:
     return f"/api/v1/portals/demo/conversations/{cid}{tail}"
-
-
-def closed_days_ago(demo, cid: str, days: int) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(demo.settings.database_url("conversations"))
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE conversations SET closed_at = :at WHERE id = :id"),
-                     {"at": (datetime.now(UTC) - timedelta(days=days)).replace(tzinfo=None), "id": cid})
-    engine.dispose()
 
 
 async def test_a_message_on_a_closed_conversation_is_refused_unless_it_reopens(demo):

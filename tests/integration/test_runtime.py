@@ -11,7 +11,7 @@ from nats.js.api import StorageType
 from contracts import operations
 from contracts.operations import Operation
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Ping, Pong, Reply, Request
+from contracts.rpc import Ping, Reply, Request
 from contracts.subjects import DLQ_STREAM, STREAMS
 from services.auth.app import build as build_auth
 from services.runtime.nats import ensure_streams

@@ -17,25 +17,9 @@ from contracts.events import UserRegistered
 from contracts.sessions import SESSION_COOKIE
 from services.runtime.nats import free_port
 from tests.helpers import count, rows
-from tests.integration.test_email_access_slice import seed, stream_events
-
-API_KEY = "pk_test_key_for_the_demo_org_0123456789"
-ADMIN = {"Authorization": f"Bearer {API_KEY}"}
-SSO = "/api/v1/portals/demo/session/sso"
-
-
-async def portal_secret(gateway) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    """The demo portal's secret the way a company moving from Kustomer fetches it, and its kid."""
-    portal = (await gateway.client.get("/api/v1/admin/portals/demo", headers=ADMIN)).json()
-    response = await gateway.client.get(f"/v1/auth/kb/{portal['kb_id']}/settings", headers=ADMIN)
-    assert response.status_code == 200, response.text
-    live = [s["kid"] for s in portal["secrets"] if s["live"]]
-    return response.json()["data"]["attributes"]["secret"], live[-1]
-
-
-def sign(secret: str, **claims: object) -> str:
-    body = {"iat": int(time.time()), **claims}
-    return jwt.encode(body, secret, algorithm="HS256")
+from tests.kit.seeding import seed
+from tests.kit.streams import stream_events
+from tests.kit.sign_in import ADMIN, API_KEY, SSO, portal_secret, sign
 
 
 def b64(data: dict | bytes) -> str:

@@ -22,9 +22,9 @@ from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
 from tests.conftest import make_settings
 from services.runtime.settings import Settings
 from tests.helpers import Gateway, count, rows, wait_until
-from tests.integration.test_email_access_slice import EMAIL_PATH, seed
-from tests.integration.test_email_codes import code_for
-from tests.integration.test_sign_in import ADMIN, SSO, portal_secret, sign
+from tests.kit.seeding import EMAIL_PATH, seed
+from tests.kit.codes import code_for
+from tests.kit.sign_in import ADMIN, SSO, portal_secret, sign
 
 STAFF = "/api/v1/staff/session"
 VERIFY = "/api/v1/portals/demo/session/email/verify"

@@ -12,8 +12,8 @@ from services.runtime.nats import free_port
 from services.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import count, rows
-from tests.integration.conversations_kit import make_demo, start
-from tests.integration.mail_kit import Sink, eventually
+from tests.kit.conversations import make_demo, start
+from tests.kit.mail import Sink, eventually
 
 USER, PASSWORD = "portico", "p@ss word:secret"
 

@@ -16,8 +16,8 @@ import pytest
 from services.runtime.nats import free_port
 from tests.fixtures.files import sample
 from tests.helpers import Gateway, wait_until
-from tests.integration.conversations_kit import Demo, make_demo, start
-from tests.integration.test_conversation_access import refusal, stored, upload
+from tests.kit.conversations import Demo, make_demo, start
+from tests.kit.uploads import refusal, stored, upload
 
 MB = 1024 * 1024
 # The admin's largest limits: 20 files of 25 MB, 100,000 characters. A body may then be about 525 MB.

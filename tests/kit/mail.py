@@ -46,30 +46,21 @@ class Sink:
 
 async def send_mail(port: int, message: EmailMessage, recipients: list[str] | None = None) -> tuple[int, str]:
     """Send into Portico; (code, text) of the server's final answer."""
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15)
-    await client.connect()
-    try:
-        errors, response = await client.send_message(message, recipients=recipients)
-        return 250, response
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        return exc.recipients[0].code, exc.recipients[0].message
-    except aiosmtplib.SMTPResponseException as exc:
-        return exc.code, exc.message
-    finally:
-        try:
-            await client.quit()
-        except Exception:
-            pass
+    return await _answer(port, lambda client: client.send_message(message, recipients=recipients))
 
 
 async def send_raw(port: int, envelope_sender: str, recipients: list[str], raw: bytes) -> tuple[int, str]:
     """Send bytes as they are (MAIL FROM `envelope_sender`, "" for the null sender of a bounce);
     (code, text) of the server's final answer."""
+    return await _answer(port, lambda client: client.sendmail(envelope_sender, recipients, raw))
+
+
+async def _answer(port: int, send) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15)
     await client.connect()
     try:
-        await client.sendmail(envelope_sender, recipients, raw)
-        return 250, "OK"
+        _, response = await send(client)
+        return 250, response
     except aiosmtplib.SMTPRecipientsRefused as exc:
         return exc.recipients[0].code, exc.recipients[0].message
     except aiosmtplib.SMTPResponseException as exc:

@@ -1,12 +1,15 @@
 """Shared setup for the conversation tests: the demo org, customers signed in by SSO, an agent."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
 
 import httpx
 import jwt
+from sqlalchemy import text
 
-from tests.integration.test_email_access_slice import seed
+from services.runtime.db import make_engine
+from tests.kit.seeding import seed
 
 API_KEY = "pk_test_key_for_the_demo_org_0123456789"
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
@@ -66,3 +69,11 @@ async def start(browser: httpx.AsyncClient, subject: str = "Invoice is wrong", b
                                   **kwargs)  # type: ignore[arg-type]
     assert response.status_code == 201, response.text
     return response.json()["conversation"]
+
+
+def closed_days_ago(demo, cid: str, days: int) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(demo.settings.database_url("conversations"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE conversations SET closed_at = :at WHERE id = :id"),
+                     {"at": (datetime.now(UTC) - timedelta(days=days)).replace(tzinfo=None), "id": cid})
+    engine.dispose()
