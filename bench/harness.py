@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 # The benchmarks run as scripts (`python bench/x.py`): `contracts`, `services` and `tests` come from this checkout.
 sys.path.insert(0, str(ROOT))
+
+from tests.kit.databases import create_database, drop_databases, plain_pg_url  # noqa: E402,F401
 
 if TYPE_CHECKING:
     import httpx
@@ -238,14 +239,6 @@ async def wait_outbox_drained(database_url: str, service: str, processes: Proces
 
 # -- databases -------------------------------------------------------------------------------------------
 
-def plain_pg_url(url: str) -> str:
-    """A PostgreSQL URL as psycopg takes it (no `+psycopg` driver, no `postgres://`), password kept."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url.replace("postgresql+psycopg://", "postgresql://").replace("postgres://", "postgresql://")
-                    ).render_as_string(hide_password=False)
-
-
 class Databases:
     """A SQLite file per service in the temp dir, or fresh PostgreSQL databases, dropped at the end (as a `with`
     block) so that a run never reads what an earlier one left."""
@@ -263,24 +256,12 @@ class Databases:
     def url(self, service: str) -> str:
         if not self.server_url:
             return f"sqlite:///{self.work / f'{service}.sqlite3'}"
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        name = f"portico_bench_{uuid.uuid4().hex[:10]}_{service}"
-        base = plain_pg_url(self.server_url)
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        name, url = create_database(self.server_url, "portico_bench", service)
         self.created.append(name)
-        return make_url(base).set(database=name).render_as_string(hide_password=False)
+        return url
 
     def drop(self) -> None:
-        if not self.created:
-            return
-        import psycopg
-
-        with psycopg.connect(plain_pg_url(self.server_url or ""), autocommit=True) as conn:
-            for name in self.created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_databases(self.server_url or "", self.created)
         self.created.clear()
 
 

@@ -3,7 +3,6 @@ when PORTICO_TEST_POSTGRES_URL is set), services running in-process with their r
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from services.runtime.nats import EmbeddedNats, free_port
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 from tests.helpers import Gateway, wait_for_http, wait_until
+from tests.kit.databases import create_database, drop_databases
 
 POSTGRES_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
@@ -45,26 +45,12 @@ class Databases:
     def _create(self, service: str) -> str:
         if self.backend == "sqlite":
             return f"sqlite:///{self.tmp_path / f'{service}.sqlite3'}"
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        name = f"portico_t_{uuid.uuid4().hex[:12]}_{service}"
-        base = make_url(POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://"))  # type: ignore[union-attr]
-        with psycopg.connect(base.render_as_string(hide_password=False), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        name, url = create_database(POSTGRES_URL or "", "portico_t", service)
         self._created.append(name)
-        return base.set(database=name).render_as_string(hide_password=False)
+        return url
 
     def drop_all(self) -> None:
-        if not self._created:
-            return
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        base = make_url(POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://"))  # type: ignore[union-attr]
-        with psycopg.connect(base.render_as_string(hide_password=False), autocommit=True) as conn:
-            for name in self._created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_databases(POSTGRES_URL or "", self._created)
 
 
 @pytest.fixture(params=BACKENDS)

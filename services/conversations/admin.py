@@ -41,7 +41,7 @@ def _view(config: PortalConfig | store.PortalRules, settings: Settings) -> Conve
     limits = store.limits_of(config, settings)
     return ConversationSettingsView(
         portal=config.portal, my_conversations_enabled=config.my_conversations_enabled,
-        reopen_enabled=config.reopen_enabled, reopen_policy=config.reopen_policy,  # type: ignore[arg-type]
+        reopen_enabled=config.reopen_enabled, reopen_policy=config.reopen_policy,
         reopen_within_days=config.reopen_within_days,
         detail_attributes=[DetailAttribute(**a) for a in config.detail_attributes],
         max_body_chars=limits.max_body_chars, max_files=limits.max_files, max_file_bytes=limits.max_file_bytes)

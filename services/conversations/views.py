@@ -40,7 +40,7 @@ def messages(session: Session, conversation_id: str, *, include_internal: bool) 
 def posted(row: Message, refs: list[AttachmentRef], author_name: str | None) -> MessageView:
     """The view of a message just written (the answer to posting it), from what the caller holds."""
     return MessageView(
-        id=row.id, kind=row.kind, author_id=row.author_id, author_kind=row.author_kind,  # type: ignore[arg-type]
+        id=row.id, kind=row.kind, author_id=row.author_id, author_kind=row.author_kind,
         author_name=author_name, channel=row.channel, body=row.body, event=row.event,  # type: ignore[arg-type]
         detail=row.detail, created_at=row.created_at,
         attachments=[AttachmentView(id=r.attachment_id, filename=r.filename, content_type=r.content_type,
@@ -58,7 +58,7 @@ def _views(session: Session, rows: list[Message], files_of: Any) -> list[Message
     names = {c.id: c.display_name or c.email for c in session.exec(
         select(Customer).where(col(Customer.id).in_(author_ids))).all()} if author_ids else {}
     return [MessageView(
-        id=m.id, kind=m.kind, author_id=m.author_id, author_kind=m.author_kind,  # type: ignore[arg-type]
+        id=m.id, kind=m.kind, author_id=m.author_id, author_kind=m.author_kind,
         author_name=names.get(m.author_id or "") or (m.detail or {}).get("author_name"), channel=m.channel,
         body=m.body,  # type: ignore[arg-type]
         redacted=m.redacted_at is not None, event=m.event, detail=m.detail,

@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import UNSTORABLE_TEXT_ERRORS
 from services.runtime.logging import get_logger
@@ -59,16 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for error in exc.errors()[:5]:
-            if error.get("type") == "json_invalid":
-                return error_response(ErrorCode.invalid_request, "The request body is not valid JSON.", 422)
-            # The whole path (`body.email`, `query.limit`): a field may be called `body` itself.
-            where = ".".join(str(p) for p in error.get("loc", ())) or "request"
-            parts.append(f"{where}: {error.get('msg', 'invalid')}")
-        code = ErrorCode.invalid_email if exc.errors() and exc.errors()[0].get("type") == INVALID_EMAIL_ERROR \
-            else ErrorCode.invalid_request
-        return error_response(code, "; ".join(parts) or "Invalid request.", 422)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()[:5]):
+            return error_response(ErrorCode.invalid_request, "The request body is not valid JSON.", 422)
+        # The whole path (`body.email`, `query.limit`): a field may be called `body` itself.
+        return error_response(validation_code(exc), validation_message(exc) or "Invalid request.", 422)
 
     @app.exception_handler(ValidationError)
     async def _invalid_model(request: Request, exc: ValidationError) -> JSONResponse:

@@ -5,6 +5,7 @@ Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model b
 """
 
 import json
+from typing import Any, Protocol
 
 import nats.errors
 from faststream.middlewares import ExceptionMiddleware
@@ -18,7 +19,13 @@ from services.runtime.logging import current_correlation_id, get_logger
 
 log = get_logger("portico.rpc")
 
-def validation_message(exc: ValidationError, root: str = "") -> str:
+class ValidationErrors(Protocol):
+    """pydantic's `ValidationError` or FastAPI's `RequestValidationError`: both list their errors."""
+
+    def errors(self) -> Any: ...
+
+
+def validation_message(exc: ValidationErrors, root: str = "") -> str:
     """`"<field path>: <problem>; ..."` for the first five problems, e.g. `request.email: Field required`.
 
     `root` is put before every path (`"body"` for a model read from an HTTP body: `body.subject`).
@@ -32,7 +39,7 @@ def validation_message(exc: ValidationError, root: str = "") -> str:
     return "; ".join(parts)
 
 
-def validation_code(exc: ValidationError) -> ErrorCode:
+def validation_code(exc: ValidationErrors) -> ErrorCode:
     """`invalid_email` when the first problem is an address that cannot be normalised, else `invalid_request`."""
     errors = exc.errors()
     return ErrorCode.invalid_email if errors and errors[0].get("type") == INVALID_EMAIL_ERROR \
