@@ -64,7 +64,9 @@ def make_settings(nats_url: str, databases: Databases, data_dir: Path, **overrid
     values: dict[str, object] = dict(
         # dev: the suite talks plain http to 127.0.0.1, where a Secure cookie would not come back.
         env="dev", nats_url=nats_url, data_dir=data_dir, max_deliver=3, redelivery_backoff=(0.1, 0.2),
-        relay_poll_interval=0.2, rpc_timeout=3.0, inbound_smtp_port=free_port(),
+        # A generous request timeout: on a loaded machine an fsynced JetStream write can stall for
+        # seconds, and a test must not fail for that (no test waits for a timeout).
+        relay_poll_interval=0.2, rpc_timeout=10.0, inbound_smtp_port=free_port(),
         **{f"{s}_database_url": databases.url(s) for s in ("auth", "conversations", "notifications", "kb")},
     )
     values.update(overrides)
