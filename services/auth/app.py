@@ -35,6 +35,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.auth.ensure_customer: accounts.ensure_customer,
         operations.auth.portal_info: accounts.portal_info,
     }
-    for operation, handler in endpoints.items():
-        service.answer(operation, handler)
+    service.answer_all(endpoints)
     return service

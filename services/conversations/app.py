@@ -81,6 +81,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.conversations.rotate_channel_secret: admin.rotate_channel_secret,
         operations.conversations.inbound_message: inbound.receive,
     }
-    for operation, handler in endpoints.items():
-        service.answer(operation, handler)
+    service.answer_all(endpoints)
     return service

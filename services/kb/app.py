@@ -30,6 +30,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.kb.upgrade_theme: themes.upgrade,
         operations.kb.portal_appearance: themes.appearance,
     }
-    for operation, handler in endpoints.items():
-        service.answer(operation, handler)
+    service.answer_all(endpoints)
     return service

@@ -72,6 +72,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.notifications.retry_notification: admin.retry,
         operations.notifications.set_channel_webhook: partial(admin.set_webhook, settings.env),
     }
-    for operation, handler in endpoints.items():
-        service.answer(operation, handler)
+    service.answer_all(endpoints)
     return service

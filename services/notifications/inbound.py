@@ -72,11 +72,6 @@ class Match:
     customer_id: str | None  # None: a new sender, whose account is made once the e-mail is accepted
 
 
-def visible_text(message: EmailMessage) -> str:
-    """The new text of a reply: the quoted earlier thread and the signature cut off."""
-    return reading.body_text(message)
-
-
 def _is_reply(recipients: list[str], message: EmailMessage) -> bool:
     return (any(r.lower().startswith(tokens.PREFIX) for r in recipients)
             or bool(MESSAGE_ID.findall(f"{message.get('In-Reply-To', '')} {message.get('References', '')}"))
@@ -129,10 +124,11 @@ class InboundMail:
         if automatic is not None:
             log.info("automatic e-mail ignored", reason=automatic)  # vacation replies must not loop or reopen
             return
-        if not reading.sender_address(message):
+        written_sender = reading.sender_address(message)
+        if not written_sender:
             raise Refused("550 5.1.7 The message has no sender address")
         try:  # the one spelling of an address every way in uses (NFKC, IDNA domain, case)
-            sender = normalize_email(reading.sender_address(message))
+            sender = normalize_email(written_sender)
         except ValueError as exc:
             raise Refused(f"550 5.1.7 The sender address cannot be used: {exc}") from exc
         email_id = (MESSAGE_ID.findall(reading.header_text(message, "Message-ID")) or

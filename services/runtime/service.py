@@ -119,6 +119,11 @@ class Service:
         self.broker.subscriber(operation.subject, queue=self.name, **workers, title=operation.subject,
                                description=inspect.getdoc(handler))(endpoint)
 
+    def answer_all(self, endpoints: dict[Operation, Callable[..., Reply]]) -> None:
+        """`answer` each operation of a service's composition root with its handler."""
+        for operation, handler in endpoints.items():
+            self.answer(operation, handler)
+
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(session, *args)` in a worker thread, in one committed transaction; then publish its events."""
         def run() -> tuple[T, bool]:

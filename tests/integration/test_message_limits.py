@@ -11,7 +11,7 @@ import pytest
 from contracts.errors import HTTP_STATUS, ErrorCode
 from services.runtime.settings import Settings
 from tests.fixtures.files import REFUSED, VALID, sample
-from tests.kit.conversations import Demo, make_demo, start
+from tests.kit.conversations import ana_conversation, make_demo
 from tests.kit.uploads import refusal, stored, upload
 
 MB = 1024 * 1024
@@ -23,11 +23,6 @@ async def demo(settings, stack, gateway):  # type: ignore[no-untyped-def]
     demo = await make_demo(settings, gateway)
     yield demo
     await demo.admin.aclose()
-
-
-async def ana_conversation(demo: Demo) -> tuple[httpx.AsyncClient, str]:
-    ana = await demo.customer("ana@example.com")
-    return ana, (await start(ana))["id"]
 
 
 async def send(browser: httpx.AsyncClient, cid: str, body: str = "See attached",

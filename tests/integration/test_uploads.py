@@ -16,7 +16,7 @@ import pytest
 from services.runtime.nats import free_port
 from tests.fixtures.files import sample
 from tests.helpers import Gateway, wait_until
-from tests.kit.conversations import Demo, make_demo, start
+from tests.kit.conversations import Demo, ana_conversation, make_demo
 from tests.kit.uploads import refusal, stored, upload
 
 MB = 1024 * 1024
@@ -33,11 +33,6 @@ async def demo(settings, stack, gateway):  # type: ignore[no-untyped-def]
     demo = await make_demo(settings, gateway)
     yield demo
     await demo.admin.aclose()
-
-
-async def conversation(demo: Demo) -> tuple[httpx.AsyncClient, str]:
-    ana = await demo.customer("ana@example.com")
-    return ana, (await start(ana))["id"]
 
 
 def multipart_head(boundary: str, filename: str) -> bytes:
@@ -75,7 +70,7 @@ async def raw_request(base_url: str, head: str, body: bytes) -> tuple[int, bytes
 
 
 async def test_a_content_length_over_the_bound_is_refused_before_the_body_is_read(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     await demo.settings_(max_files=1, max_file_bytes=MB)
     before = await stored(demo.settings)
     declared = 2 * MB + 1 + 10_240 * 4 + 64 * 1024   # one byte over room for two files of 1 MB and the text
@@ -90,7 +85,7 @@ async def test_a_content_length_over_the_bound_is_refused_before_the_body_is_rea
 
 
 async def test_a_body_without_length_is_refused_once_it_passes_the_bound(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     await demo.settings_(max_files=1, max_file_bytes=MB)
     before = await stored(demo.settings)
     response = await ana.post(f"/api/v1/portals/demo/conversations/{cid}/messages",
@@ -103,7 +98,7 @@ async def test_a_body_without_length_is_refused_once_it_passes_the_bound(demo: D
 
 
 async def test_a_file_over_the_limit_inside_the_bound_is_refused_as_too_large(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     await demo.settings_(max_files=2, max_file_bytes=MB)
     before = await stored(demo.settings)
     response = await ana.post(f"/api/v1/portals/demo/conversations/{cid}/messages",
@@ -115,7 +110,7 @@ async def test_a_file_over_the_limit_inside_the_bound_is_refused_as_too_large(de
 
 
 async def test_files_spooled_to_disk_are_stored_whole(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     files = [("scan.pdf", sample("pdf", 2 * MB + 17)), ("photo.png", sample("png", 300_000))]
     response = await ana.post(f"/api/v1/portals/demo/conversations/{cid}/messages",
                               files=[("body", (None, b"Two files"))] + upload(*files))
@@ -129,7 +124,7 @@ async def test_files_spooled_to_disk_are_stored_whole(demo: Demo) -> None:
 
 
 async def test_one_file_too_many_is_refused_by_count(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     await demo.settings_(max_files=1)
     before = await stored(demo.settings)
     response = await ana.post(f"/api/v1/portals/demo/conversations/{cid}/messages",
@@ -152,7 +147,7 @@ async def test_one_file_too_many_is_refused_by_count(demo: Demo) -> None:
 ])
 async def test_malformed_multipart_gets_a_client_error_with_a_code(demo: Demo, content_type: str,
                                                                     body: bytes) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     before = await stored(demo.settings)
     response = await ana.post(f"/api/v1/portals/demo/conversations/{cid}/messages", content=body,
                               headers={"content-type": content_type})
@@ -204,7 +199,7 @@ async def test_an_oversized_upload_does_not_grow_the_gateways_memory_by_its_size
     process, gateway = gateway_process
     demo = await make_demo(settings, gateway)
     await demo.settings_(**LARGEST)
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     path = f"/api/v1/portals/demo/conversations/{cid}/messages"
     # Warm up: one accepted message with a file, so that what the next request loads is loaded already.
     warm = await ana.post(path, files=[("body", (None, b"Warm up"))] + upload(("a.pdf", sample("pdf", 3 * MB))))
@@ -230,7 +225,7 @@ MULTIPART_PARTS = {
 
 
 async def test_the_openapi_lists_exactly_the_parts_each_multipart_endpoint_takes(demo: Demo) -> None:
-    ana, cid = await conversation(demo)
+    ana, cid = await ana_conversation(demo)
     spec = (await demo.admin.get("/openapi.json")).json()
     forms = {path: operation["requestBody"]["content"]["multipart/form-data"]["schema"]
              for path, operations in spec["paths"].items() for operation in operations.values()

@@ -77,3 +77,9 @@ def closed_days_ago(demo, cid: str, days: int) -> None:  # type: ignore[no-untyp
         conn.execute(text("UPDATE conversations SET closed_at = :at WHERE id = :id"),
                      {"at": (datetime.now(UTC) - timedelta(days=days)).replace(tzinfo=None), "id": cid})
     engine.dispose()
+
+
+async def ana_conversation(demo: Demo) -> tuple[httpx.AsyncClient, str]:
+    """Ana signed in by SSO, and the id of a conversation she just started."""
+    ana = await demo.customer("ana@example.com")
+    return ana, (await start(ana))["id"]
