@@ -359,6 +359,11 @@ class GetPortalFeatures(Request):
 class PortalFeatures(Reply):
     my_conversations_enabled: bool
     reopen_enabled: bool
+    reopen_policy: ReopenPolicy = Field(default=ReopenPolicy.always,
+                                        description="What writing to a closed conversation does, when reopening is on.")
+    reopen_within_days: int = Field(default=0, description="For `within_days`: days after closing it may reopen.")
     max_body_chars: int
     max_files: int
     max_file_bytes: int
+    file_types: dict[str, str] = Field(default_factory=dict, description="Allowed file name extensions and "
+                                       "their content types (checked by content, not by name alone).")

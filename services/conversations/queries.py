@@ -25,6 +25,7 @@ from contracts.states import ViewerRole
 from services.conversations import domain, store, views
 from services.conversations.models import Conversation, ConversationViewer, Customer, Message
 from services.runtime.db import UtcDateTime
+from services.runtime.files import ALLOWED_TYPES
 from services.runtime.settings import Settings
 
 
@@ -47,8 +48,10 @@ def portal_features(settings: Settings, session: Session, request: GetPortalFeat
     config = store.portal_config(session, request.portal, request.org_id)
     limits = store.limits_of(config, settings)
     return PortalFeatures(my_conversations_enabled=config.my_conversations_enabled,
-                          reopen_enabled=config.reopen_enabled, max_body_chars=limits.max_body_chars,
-                          max_files=limits.max_files, max_file_bytes=limits.max_file_bytes)
+                          reopen_enabled=config.reopen_enabled, reopen_policy=config.reopen_policy,
+                          reopen_within_days=config.reopen_within_days, max_body_chars=limits.max_body_chars,
+                          max_files=limits.max_files, max_file_bytes=limits.max_file_bytes,
+                          file_types=dict(ALLOWED_TYPES))
 
 
 def list_conversations(session: Session, request: ListConversations) -> ConversationPage:

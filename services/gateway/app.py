@@ -28,6 +28,7 @@ from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
 from services.gateway.errors import install_error_handlers
 from services.gateway.session_policies import SessionPolicies
 from services.gateway.routes_docs import install_docs
+from services.gateway.web import install_pages
 from services.runtime.kv import ensure_bucket
 from services.runtime.logging import get_logger
 from services.runtime.nats import CONNECT_OPTIONS
@@ -104,4 +105,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_notifications.router)
     app.include_router(routes_kb.router)
     app.include_router(routes_admin_kb.router)
+    install_pages(app)
     return app

@@ -4,7 +4,7 @@ import nats.errors
 import nats.js.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,9 +34,13 @@ def error_response(code: ErrorCode, message: str, status: int) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from services.gateway.web.pages import is_page, page_error
+
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        response = error_response(exc.code, exc.message, exc.status)
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if is_page(request):
+            return await page_error(request, exc)
+        response: Response = error_response(exc.code, exc.message, exc.status)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         elif exc.code is ErrorCode.rate_limited:
@@ -45,9 +49,12 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         return response
 
-    async def _bus_failed(_: Request, exc: Exception) -> JSONResponse:
+    async def _bus_failed(request: Request, exc: Exception) -> Response:
         # The message bus went away in the middle of a request (a KV read, a file upload, ...).
         log.warning("message bus unavailable", error=repr(exc))
+        if is_page(request):
+            return await page_error(request, ServiceError(ErrorCode.service_unavailable, "unreachable",
+                                                          retry_after=UNAVAILABLE_RETRY_AFTER))
         response = error_response(ErrorCode.service_unavailable,
                                   "The message bus is unreachable; try again shortly.", 503)
         response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
@@ -57,7 +64,9 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(bus_error, _bus_failed)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if is_page(request):
+            return await page_error(request, ServiceError(ErrorCode.invalid_request, validation_message(exc)))
         if any(error.get("type") == "json_invalid" for error in exc.errors()[:5]):
             return error_response(ErrorCode.invalid_request, "The request body is not valid JSON.", 422)
         # The whole path (`body.email`, `query.limit`): a field may be called `body` itself.
@@ -74,14 +83,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return await _unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(exc.status_code, ErrorCode.invalid_request)
+        if is_page(request) and exc.status_code in (404, 405):
+            return await page_error(request, ServiceError(code, "No such page."))
         message = exc.detail if isinstance(exc.detail, str) else code.value
         if exc.status_code == 404 and message == "Not Found":
             message = "No such resource."
         return error_response(code, message, exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("request failed", error=repr(exc), exc_info=exc)
+        if is_page(request):
+            try:
+                return await page_error(request, ServiceError(ErrorCode.internal_error, "internal error"))
+            except Exception:
+                pass
         return error_response(ErrorCode.internal_error, "Something went wrong on our side; see the gateway log.", 500)
