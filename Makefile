@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Portico needs Python 3.11 or newer")'
@@ -20,10 +20,20 @@ run: $(STAMP)
 	$(BIN)/portico dev
 
 test: $(STAMP)
+	@.ci/chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+# Extract the pages' strings and merge them into every catalogue; translate the new entries, then commit.
+# `gettext(request, "…")` in Python takes the message second; Jinja's `{% trans %}` blocks are reported as a
+# one-argument `gettext`, hence `gettext:1,1t`.
+WEB := services/gateway/web
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k gettext:2 -k gettext:1,1t -k _ --no-location --sort-output \
+		--project=Portico -o $(WEB)/translations/messages.pot .
+	$(BIN)/pybabel update -i $(WEB)/translations/messages.pot -d $(WEB)/translations --no-fuzzy-matching
 
 clean:
 	rm -rf $(VENV) var

@@ -339,10 +339,10 @@ class Connection:
 
 
 def request_bytes(method: str, port: int, path: str, *, headers: dict[str, str] | None = None,
-                  body: bytes | None = None) -> bytes:
+                  body: bytes | None = None, accept: str = "application/json") -> bytes:
     """A request as `Connection.send` sends it, built once before the load (a JSON body, if any)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "User-Agent: portico-bench",
-             "Accept: application/json"]
+             f"Accept: {accept}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]

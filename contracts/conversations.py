@@ -69,6 +69,8 @@ class ConversationSummary(BaseModel):
     last_activity_at: datetime
     preview: str = Field(description="Start of the last message the customer can see.")
     unread: bool = Field(description="An agent answered since the customer last opened it.")
+    version: int = Field(default=0, description="Grows with every change of the conversation; a live-update "
+                                                "notice names the version it is about.")
 
 
 class AttributeValue(BaseModel):
@@ -82,6 +84,10 @@ class ConversationDetail(ConversationSummary):
     linked_from: str | None = Field(default=None, description="The closed conversation this one continues.")
     attributes: list[AttributeValue] = Field(default_factory=list,
                                              description="The attributes the portal's admin chose to show.")
+    reopen: Literal["reopen", "new_conversation", "window_passed", "disabled"] | None = Field(
+        default=None, description="For a closed conversation, what asking to reopen it does now under the portal's "
+                                  "policy: `reopen`, `new_conversation` (a follow-up linked to it), or nothing "
+                                  "(`window_passed`, `disabled`). Null while it is open.")
     messages: list[MessageView]
 
 
@@ -118,12 +124,18 @@ class GetConversation(Request):
     conversation_id: str = Field(max_length=26)
 
 
+CustomerChannel = Literal["portal", "chat"]
+CUSTOMER_CHANNEL_DOC = ("Where the customer writes from, chosen by the gateway's route (never by the customer): "
+                        "`portal` (the portal's pages and API) or `chat` (the chat widget).")
+
+
 class StartConversation(Request):
     viewer: Viewer
     subject: str = Field(max_length=2000)
     body: str = Field(max_length=1_000_000)
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=100)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    channel: CustomerChannel = Field(default="portal", description=CUSTOMER_CHANNEL_DOC)
 
 
 class PostMessage(Request):
@@ -133,6 +145,7 @@ class PostMessage(Request):
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=100)
     reopen: bool = Field(default=False, description="Reopen a closed conversation with this message.")
     idempotency_key: str | None = Field(default=None, max_length=200)
+    channel: CustomerChannel = Field(default="portal", description=CUSTOMER_CHANNEL_DOC)
 
 
 class ReopenConversation(Request):
@@ -179,6 +192,9 @@ class AgentInbox(Request):
     channel: Channel | None = None
     portal: str | None = Field(default=None, max_length=100)
     assignee: str | None = Field(default=None, max_length=40, description="A staff id, `me` or `none`.")
+    customer_id: str | None = Field(default=None, max_length=26, description="Only this customer's conversations.")
+    q: str | None = Field(default=None, max_length=200, description="Words in the subject, the customer's e-mail, "
+                                                                   "or any message or internal note.")
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=25, ge=1, le=100)
 
@@ -198,6 +214,10 @@ class AgentConversation(BaseModel):
     closed_at: datetime | None
     linked_from: str | None = None
     attributes: dict[str, object] = Field(default_factory=dict)
+    preview: str = Field(default="", description="Start of the last message the customer can see.")
+    unread: bool = Field(default=False, description="In the inbox: the customer wrote since the caller (this staff "
+                                                    "member or API key) last opened the conversation.")
+    awaiting_answer: bool = Field(default=False, description="In the inbox: the customer wrote after the last answer.")
 
 
 class AgentInboxPage(Reply):
@@ -209,6 +229,9 @@ class AgentConversationDetail(Reply):
     conversation: AgentConversation
     participants: list[dict[str, str]] = Field(description="User ids and their role (reporter, participant).")
     messages: list[MessageView] = Field(description="Everything, internal notes included.")
+    detail_attributes: list["DetailAttribute"] = Field(
+        default_factory=list, description="The attributes the portal's admin chose to show customers, with their "
+                                          "names; the `custom.<name>` ones are set with the attributes action.")
 
 
 class AgentGetConversation(Request):
@@ -252,6 +275,20 @@ class AgentRedact(AgentAction):
 
 class AgentConversationReply(Reply):
     conversation: AgentConversation
+
+
+class ListAssignees(Request):
+    actor: Actor
+
+
+class Assignee(BaseModel):
+    id: str
+    email: str
+    display_name: str | None = None
+
+
+class AssigneeList(Reply):
+    staff: list[Assignee] = Field(description="The org's staff accounts a conversation may be assigned to, by e-mail.")
 
 
 # -- admin --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     method_disabled = "method_disabled"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
+    not_acceptable = "not_acceptable"
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     conflict = "conflict"
@@ -30,6 +31,8 @@ class ErrorCode(StrEnum):
     session_expired = "session_expired"
     invalid_setting = "invalid_setting"
     invalid_code = "invalid_code"
+    code_expired = "code_expired"
+    code_tries_used = "code_tries_used"
     invalid_state = "invalid_state"
     rate_limited = "rate_limited"
     payload_too_large = "payload_too_large"
@@ -61,6 +64,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.method_disabled: 403,
     ErrorCode.not_found: 404,
     ErrorCode.method_not_allowed: 405,
+    ErrorCode.not_acceptable: 406,
     ErrorCode.unauthorized: 401,
     ErrorCode.forbidden: 403,
     ErrorCode.conflict: 409,
@@ -79,6 +83,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.session_expired: 401,
     ErrorCode.invalid_setting: 422,
     ErrorCode.invalid_code: 401,
+    ErrorCode.code_expired: 401,
+    ErrorCode.code_tries_used: 401,
     ErrorCode.invalid_state: 400,
     ErrorCode.rate_limited: 429,
     ErrorCode.payload_too_large: 413,

@@ -141,6 +141,8 @@ class MessageRedacted(Event):
     conversation_id: str = Field(description="The conversation; the envelope's aggregate_id.")
     message_id: str = Field(description="The redacted message.")
     redacted_by: str = Field(description="Who redacted it.")
+    customer_id: str | None = Field(default=None, description="Reporter of the conversation (absent on events "
+                                                              "published before it was added).")
 
 
 @register

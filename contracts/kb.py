@@ -60,6 +60,22 @@ class ArticleReply(Reply):
     article: ArticleView
 
 
+class ListCategories(Request):
+    reader: Reader
+    portal: str = Field(min_length=1, max_length=100)
+
+
+class CategorySummary(BaseModel):
+    slug: str = Field(examples=["billing"])
+    name: str = Field(examples=["Billing"])
+    articles: int = Field(description="Published articles in it that the reader may see.")
+
+
+class CategoryList(Reply):
+    categories: list[CategorySummary] = Field(description="Categories holding an article the reader may see, "
+                                                          "by name.")
+
+
 # -- admin: articles -------------------------------------------------------------------------
 
 class ArticleInput(BaseModel):
@@ -133,6 +149,19 @@ class Deleted(Reply):
     deleted: bool
 
 
+class PreviewArticle(Request):
+    """An article's Markdown as it is being written, rendered as the article would serve it (editors only)."""
+
+    actor: Actor
+    portal: str = Field(min_length=1, max_length=100)
+    body: str = Field(max_length=200_000, description="Markdown.")
+
+
+class ArticlePreview(Reply):
+    body_html: str = Field(description="The body as the article would serve it: the same sanitised HTML as "
+                                       "`body_html`.")
+
+
 # -- admin: KB switches ----------------------------------------------------------------------
 
 class KbSwitches(BaseModel):
@@ -165,7 +194,13 @@ class ViewTheme(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_template: str = Field(default="standard", pattern=r"^[a-z0-9-]{1,40}$")
-    colours: dict[str, str] = Field(default_factory=dict, description="Named colours, `#rrggbb`.")
+    colours: dict[str, str] = Field(
+        default_factory=dict, examples=[{"primary": "#2a5bd7", "text": "#1f2328", "background": "#ffffff"}],
+        description="Named colours, `#rrggbb`, served as CSS custom properties `--<name>`. The portal reads "
+                    "`primary` (links, buttons), `on_primary` (words on buttons), `text`, `background`, `muted`, "
+                    "`surface` (panels), `danger` (errors); other names are for the custom CSS. Words must keep a "
+                    "WCAG 2.1 AA contrast of 4.5:1 (text, muted, danger, primary on background; text on surface; "
+                    "on_primary on primary; a colour left out counts as the default): else `invalid_setting`.")
     logo_url: str | None = Field(default=None, max_length=2000)
     custom_css: str = Field(default="", max_length=20_000, description="A safe subset: plain selectors, "
                                                                         "whitelisted properties, no url().")
@@ -203,6 +238,13 @@ class ThemeReply(Reply):
     draft: ThemeState | None
     published: ThemeState | None
     required_version: int
+    draft_source: ThemeInput | None = Field(default=None, description="The draft as it was saved (Markdown, CSS "
+                                                                      "as written), to edit it further.")
+    published_source: ThemeInput | None = Field(default=None, description="The published theme as it was saved "
+                                                                          "(the default theme while none is).")
+    colour_defaults: dict[str, str] = Field(default_factory=dict, examples=[{"primary": "#2a5bd7"}],
+                                            description="The colours the portal reads, each with the colour it "
+                                                        "shows where a theme leaves it out.")
 
 
 class ThemeAction(Request):

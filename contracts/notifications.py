@@ -22,9 +22,18 @@ class NotificationView(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    portal: str | None = Field(default=None, description="Portal slug.", examples=["demo"])
+    purpose: str | None = Field(default=None, description="Why it is sent: reply, access_code, ...",
+                                examples=["reply"])
+    recipient: str | None = Field(default=None, description="The e-mail address (e-mails only).",
+                                  examples=["ana@example.com"])
 
 
 class ListNotifications(Request):
+    """Without `actor` (the operator's command line): every organisation's. With it: an admin's own
+    organisation's only (`forbidden` for other roles)."""
+
+    actor: Actor | None = None
     status: NotificationStatus = NotificationStatus.failed
     limit: int = Field(default=100, ge=1, le=1000)
 
@@ -34,6 +43,9 @@ class NotificationList(Reply):
 
 
 class RetryNotification(Request):
+    """`actor` as for `ListNotifications`: another organisation's notification is `not_found` to an admin."""
+
+    actor: Actor | None = None
     notification_id: str = Field(max_length=26)
 
 

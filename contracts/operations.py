@@ -75,8 +75,10 @@ class auth:
     revoke_api_key = _op("auth", "revoke_api_key", _rpc.RevokeApiKey, _rpc.ApiKeyView)
     list_staff = _op("auth", "list_staff", _rpc.ListStaff, _rpc.StaffList)
     create_staff = _op("auth", "create_staff", _rpc.CreateStaff, _rpc.StaffCreated)
+    update_staff = _op("auth", "update_staff", _rpc.UpdateStaff, _rpc.StaffUpdated)
     ensure_customer = _op("auth", "ensure_customer", _rpc.EnsureCustomer, _rpc.CustomerAccount)
     portal_info = _op("auth", "portal_info", _rpc.GetPortalInfo, _rpc.PortalInfo)
+    list_portals = _op("auth", "list_portals", _rpc.ListPortals, _rpc.PortalList, read_only=True)
 
 
 class conversations:
@@ -92,7 +94,9 @@ class conversations:
     reopen_conversation = _op("conversations", "reopen_conversation", _conversations.ReopenConversation, _conversations.ConversationReply)
     attachment_file = _op("conversations", "attachment_file", _conversations.GetAttachment, _conversations.AttachmentFile, read_only=True)
     agent_inbox = _op("conversations", "agent_inbox", _conversations.AgentInbox, _conversations.AgentInboxPage, read_only=True)
-    agent_get_conversation = _op("conversations", "agent_get_conversation", _conversations.AgentGetConversation, _conversations.AgentConversationDetail, read_only=True)
+    # Not read-only: opening a conversation marks it read for the caller (the inbox's `unread`).
+    agent_get_conversation = _op("conversations", "agent_get_conversation", _conversations.AgentGetConversation, _conversations.AgentConversationDetail)
+    list_assignees = _op("conversations", "list_assignees", _conversations.ListAssignees, _conversations.AssigneeList, read_only=True)
     agent_post_message = _op("conversations", "agent_post_message", _conversations.AgentPostMessage, _conversations.PostedMessage)
     agent_close = _op("conversations", "agent_close", _conversations.AgentAction, _conversations.AgentConversationReply)
     agent_reopen = _op("conversations", "agent_reopen", _conversations.AgentAction, _conversations.AgentConversationReply)
@@ -123,6 +127,7 @@ class kb:
     ping = _op("kb", "ping", _rpc.Ping, _rpc.Pong)
     list_articles = _op("kb", "list_articles", _kb.ListArticles, _kb.ArticlePage, concurrent=True)
     get_article = _op("kb", "get_article", _kb.GetArticle, _kb.ArticleReply, concurrent=True)
+    list_categories = _op("kb", "list_categories", _kb.ListCategories, _kb.CategoryList, concurrent=True)
     create_article = _op("kb", "create_article", _kb.CreateArticle, _kb.AdminArticleReply)
     update_article = _op("kb", "update_article", _kb.UpdateArticle, _kb.AdminArticleReply)
     publish_article = _op("kb", "publish_article", _kb.ArticleAction, _kb.AdminArticleReply)
@@ -131,6 +136,7 @@ class kb:
     admin_get_article = _op("kb", "admin_get_article", _kb.ArticleAction, _kb.AdminArticleReply)
     admin_list_articles = _op("kb", "admin_list_articles", _kb.AdminListArticles, _kb.AdminArticleList)
     article_revisions = _op("kb", "article_revisions", _kb.ArticleAction, _kb.RevisionList)
+    preview_article = _op("kb", "preview_article", _kb.PreviewArticle, _kb.ArticlePreview, concurrent=True)
     get_switches = _op("kb", "get_switches", _kb.GetKbSwitches, _kb.KbSettingsView)
     update_switches = _op("kb", "update_switches", _kb.UpdateKbSwitches, _kb.KbSettingsView)
     get_theme = _op("kb", "get_theme", _kb.ThemeAction, _kb.ThemeReply)

@@ -162,6 +162,10 @@ class PortalSettings(BaseModel):
     session_lifetime_hours: int | None = Field(default=None, description="At least 1; default 24.")
     idle_timeout_minutes: int | None = Field(default=None, description="At least 5; default 120.")
     sso_token_max_age_minutes: int | None = Field(default=None, description="1 to 60; default 15.")
+    widget_origins: list[str] | None = Field(
+        default=None, description="Sites that may embed the chat widget: at most 50 origins "
+        "(`scheme://host[:port]`, https, or http only for localhost and 127.0.0.1).",
+        examples=[["https://shop.example.com"]])
 
 
 class PortalView(Reply):
@@ -228,6 +232,9 @@ class VerifyEmailCode(Request):
     code: str = Field(max_length=20)
     client_ip: str = Field(default="", max_length=64)
     replaces_session: str | None = Field(default=None, description="Token of the browser's unverified session.")
+    say_why: bool = Field(default=False, description=(
+        "Refuse an expired code with `code_expired` and one used up by wrong tries with `code_tries_used` "
+        "(the portal's pages tell the customer which); otherwise both are `invalid_code`, as the JSON API answers."))
 
 
 # -- notifications -------------------------------------------------------------------------
@@ -319,6 +326,7 @@ class StaffMember(BaseModel):
     email: str
     display_name: str | None
     role: str | None
+    disabled: bool = Field(default=False, description="A disabled account cannot sign in.")
 
 
 class StaffList(Reply):
@@ -360,6 +368,21 @@ class StaffCreated(Reply):
     password: str | None = Field(description="The generated password, shown this once; null when one was given.")
 
 
+class UpdateStaff(Request):
+    """Change a staff member's role, or disable or enable their account. Omitted fields stay as they are.
+    A change ends the member's open sessions at once; the org always keeps one enabled admin."""
+
+    actor: Actor
+    user_id: str = Field(min_length=1, max_length=26)
+    role: Literal["agent", "content_manager", "admin"] | None = None
+    disabled: bool | None = None
+
+
+class StaffUpdated(Reply):
+    member: StaffMember
+    sessions_ended: int = Field(description="Open sessions of the member that the change ended.")
+
+
 class GetPortalInfo(Request):
     """auth: what other services may know of a portal (no secrets, no admin)."""
 
@@ -373,3 +396,20 @@ class PortalInfo(Reply):
     kb_id: str = Field(default="", description="The portal's knowledge base id.")
     sign_in_methods: list[str] = Field(default_factory=list,
                                        description="Enabled: `sso`, `custom_sign_on`, `email`, `anonymous`.")
+    widget_origins: list[str] = Field(default_factory=list, description="Sites that may embed the chat widget "
+                                      "(normalised origins; public: they are in the widget's frame-ancestors).")
+
+
+class ListPortals(Request):
+    """auth: the portals of the actor's organisation (their names are public: any staff role may list them)."""
+
+    actor: Actor
+
+
+class PortalName(BaseModel):
+    slug: str
+    name: str
+
+
+class PortalList(Reply):
+    portals: list[PortalName] = Field(description="By name.")

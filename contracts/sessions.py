@@ -16,12 +16,20 @@ SESSIONS_BUCKET = "sessions"
 SESSION_POLICIES_BUCKET = "session_policies"
 SESSION_COOKIE = "portico_session"
 MAX_SESSION_DAYS = 30
+# A session token starts with this, an API key with `pk_` (services.auth.domain): the gateway tells a
+# session sent as `Authorization: Bearer` (the chat widget's frame) from an API key by it.
+SESSION_TOKEN_PREFIX = "ps_"
 
 SignInMethod = Literal["sso", "custom_sign_on", "email", "email_unverified", "anonymous", "password"]
 
 
 def session_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_session_token(value: str) -> bool:
+    """Whether `value` has the form of a session token (not an API key)."""
+    return value.startswith(SESSION_TOKEN_PREFIX) and len(value) <= 200
 
 
 class SessionRecord(BaseModel):

@@ -16,7 +16,7 @@ from contracts import operations
 from contracts.notifications import ListNotifications, RetryNotification
 from contracts.operations import Operation, ReplyT, RequestT
 from contracts.states import NotificationStatus
-from contracts.subjects import DLQ_STREAM, SERVICES
+from contracts.subjects import SERVICES
 from services.runtime.settings import Settings
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -103,7 +103,8 @@ def _banner(settings: Settings, creds: dict[str, str], nats_url: str) -> str:
         "",
         "=" * 64,
         f"  Portico is running at {url}",
-        f"  Portal:        {url}/portals/demo   (API: {url}/api/v1/portals/demo)",
+        f"  Portal:        {url}/portals/demo/   (API: {url}/api/v1/portals/demo)",
+        "  Customers:     sign in on the portal with any e-mail address; the code arrives in the mail below",
         f"  API docs:      {url}/docs",
         "  Staff admin:   admin@example.com",
         f"  Password:      {creds['admin_password']}",
@@ -297,35 +298,11 @@ def dlq_list(as_json: bool = typer.Option(False, "--json", help="One JSON object
 async def _dlq_rows(nats_url: str, limit: int) -> list[dict[str, object]]:
     """The last `limit` messages of the DLQ stream as dicts; `[]` when it is empty or was never created
     (a read: nothing is created on the server)."""
-    from nats.js.errors import NotFoundError
+    from services.runtime.backlog import dead_letters
 
     nc = await _connect(nats_url)
     try:
-        js = nc.jetstream()
-        try:
-            info = await js.stream_info(DLQ_STREAM)
-        except NotFoundError:
-            return []  # no service has run against this server yet: nothing was dead-lettered
-        if info.state.messages == 0:
-            return []
-        rows = []
-        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
-        for seq in range(first, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(DLQ_STREAM, seq)
-            except NotFoundError:
-                continue
-            headers = msg.headers or {}
-            try:
-                event_id = json.loads(msg.data or b"{}").get("id", "")
-            except ValueError:
-                event_id = ""
-            rows.append({"seq": seq, "failed_at": headers.get("Portico-Failed-At", ""),
-                         "consumer": headers.get("Portico-Consumer", ""),
-                         "subject": headers.get("Portico-Original-Subject", ""), "event_id": event_id,
-                         "deliveries": headers.get("Portico-Deliveries", ""),
-                         "error": headers.get("Portico-Error", "")})
-        return rows
+        return [letter.as_dict() for letter in await dead_letters(nc.jetstream(), limit)]
     finally:
         await nc.close()
 

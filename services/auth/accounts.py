@@ -8,7 +8,8 @@ from sqlmodel import Session, select
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import UserRegistered
-from contracts.rpc import CustomerAccount, EnsureCustomer, GetPortalInfo, PortalInfo
+from contracts.rpc import (CustomerAccount, EnsureCustomer, GetPortalInfo, ListPortals, PortalInfo, PortalList,
+                           PortalName)
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.runtime.logging import get_logger
@@ -91,4 +92,11 @@ def portal_info(session: Session, request: GetPortalInfo) -> PortalInfo:
     portal = portal_by_slug(session, request.portal)
     methods = [m for m in _METHODS if _enabled(portal, m)]
     return PortalInfo(slug=portal.slug, name=portal.name, org_id=portal.org_id, kb_id=portal.kb_id,
-                      sign_in_methods=methods)
+                      sign_in_methods=methods, widget_origins=list(portal.widget_origins or []))
+
+
+def list_portals(session: Session, request: ListPortals) -> PortalList:
+    """The actor's organisation's portals, by name (for the staff console's portal choosers)."""
+    portals = session.exec(select(Portal).where(Portal.org_id == request.actor.org_id)
+                           .order_by(Portal.name, Portal.slug)).all()  # type: ignore[arg-type]
+    return PortalList(portals=[PortalName(slug=p.slug, name=p.name) for p in portals])

@@ -1,4 +1,4 @@
-"""Admin endpoints: API keys, portals, their sign-in settings and secrets."""
+"""Admin endpoints: API keys, portals, their sign-in settings and secrets (staff accounts: `staff.py`)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -13,29 +13,22 @@ from contracts.rpc import (
     ApiKeyView,
     CreateApiKey,
     CreatePortal,
-    CreateStaff,
     GetPortal,
     KbSecret,
     KbSettings,
     ListApiKeys,
-    ListStaff,
     NewSecret,
     PortalView,
     RevokeApiKey,
     RevokeSecret,
     RotateSecret,
     SecretRevoked,
-    StaffCreated,
-    StaffList,
-    StaffMember,
     UpdatePortalSettings,
     VerifyApiKey,
 )
 from services.auth import limits, portals
-from services.auth.accounts import get_or_create_user
-from services.auth.domain import hash_api_key, new_api_key, new_password, normalize_email
-from services.auth.signin import hash_password
-from services.auth.models import ApiKey, Portal, PortalSecret, User
+from services.auth.domain import hash_api_key, new_api_key
+from services.auth.models import ApiKey, Portal, PortalSecret
 from services.auth.sessions import publish_session_policy
 from services.runtime.service import Service
 
@@ -145,24 +138,3 @@ def revoke_api_key(session: Session, request: RevokeApiKey) -> ApiKeyView:
     key.revoked_at = key.revoked_at or datetime.now(UTC)
     session.add(key)
     return _key_view(key)
-
-
-def list_staff(session: Session, request: ListStaff) -> StaffList:
-    portals.require_admin(request.actor, request.actor.org_id)
-    users = session.exec(select(User).where(User.org_id == request.actor.org_id, User.kind == "staff")
-                         .order_by(col(User.email))).all()
-    return StaffList(staff=[StaffMember(id=u.id, email=u.email, display_name=u.display_name, role=u.role)
-                            for u in users])
-
-
-def create_staff(session: Session, request: CreateStaff) -> StaffCreated:
-    portals.require_admin(request.actor, request.actor.org_id)
-    email = normalize_email(request.email)
-    password = request.password or new_password()
-    user, created = get_or_create_user(session, org_id=request.actor.org_id, email=email, kind="staff",
-                                       method="admin", display_name=request.display_name, role=request.role,
-                                       password_hash=hash_password(password))
-    if not created:
-        raise ServiceError(ErrorCode.conflict, f"{email} already has an account in this organisation.")
-    return StaffCreated(member=StaffMember(id=user.id, email=user.email, display_name=user.display_name,
-                                           role=user.role), password=None if request.password else password)

@@ -2,7 +2,7 @@
 
 from contracts import operations
 from contracts.events import IdentityLinked, UserRegistered
-from services.auth import accounts, admin, custom_sign_on, email_access, signin
+from services.auth import accounts, admin, custom_sign_on, email_access, signin, staff
 from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -30,10 +30,12 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.auth.create_api_key: admin.create_api_key,
         operations.auth.list_api_keys: admin.list_api_keys,
         operations.auth.revoke_api_key: admin.revoke_api_key,
-        operations.auth.list_staff: admin.list_staff,
-        operations.auth.create_staff: admin.create_staff,
+        operations.auth.list_staff: staff.list_staff,
+        operations.auth.create_staff: staff.create_staff,
+        operations.auth.update_staff: staff.update_staff,
         operations.auth.ensure_customer: accounts.ensure_customer,
         operations.auth.portal_info: accounts.portal_info,
+        operations.auth.list_portals: accounts.list_portals,
     }
     service.answer_all(endpoints)
     return service

@@ -91,6 +91,7 @@ async def _start_email_access(service: Service, request: StartEmailAccess) -> Em
 class CodeCheck(Enum):
     ok = "ok"
     wrong = "wrong"
+    expired = "expired"
     exhausted = "exhausted"
 
 
@@ -104,8 +105,10 @@ def check_code(session: Session, slug: str, email: str, code: str) -> tuple[Code
     current = session.exec(select(AccessCode).where(
         AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
         .order_by(col(AccessCode.created_at).desc())).first()
-    if current is None or current.expires_at <= now:
+    if current is None:
         return CodeCheck.wrong, portal, None
+    if current.expires_at <= now:
+        return CodeCheck.expired, portal, None
     current.attempts += 1
     session.add(current)
     if secrets.compare_digest(current.code_hash, _code_hash(current.id, code.strip())):
@@ -119,7 +122,8 @@ def check_code(session: Session, slug: str, email: str, code: str) -> tuple[Code
 
 async def verify_email_code(service: Service, request: VerifyEmailCode) -> SessionOpened:
     """Sign in with the e-mailed code. Wrong codes are limited per client address (blocked) and per
-    address on the portal (slowed): `limits.CODE_FAILURES_PER_IP`, `limits.CODE_FAILURES_PER_ACCOUNT`."""
+    address on the portal (slowed): `limits.CODE_FAILURES_PER_IP`, `limits.CODE_FAILURES_PER_ACCOUNT`.
+    Refusals: `invalid_code`; with `say_why`, `code_expired` and `code_tries_used` for those cases."""
     email = normalize_email(request.email)
     limiter = service.resources["limits"]
     guarded = (limits.CODE_FAILURES_PER_IP, request.client_ip, limits.CODE_FAILURES_PER_ACCOUNT,
@@ -128,7 +132,14 @@ async def verify_email_code(service: Service, request: VerifyEmailCode) -> Sessi
     result, portal, user = await service.transaction(check_code, request.portal, email, request.code)
     await limiter.settle(result is CodeCheck.ok, *guarded)
     if result is CodeCheck.exhausted:
-        raise ServiceError(ErrorCode.invalid_code, "Too many wrong tries: this code no longer works; ask for a new one.")
+        raise ServiceError(ErrorCode.code_tries_used if request.say_why else ErrorCode.invalid_code,
+                           "Too many wrong tries: this code no longer works; ask for a new one.")
+    if result is CodeCheck.expired and request.say_why:
+        # Only an address that was sent a code has one to expire; asking for a code creates the account
+        # anyway, so saying "expired" tells no more than the request itself did.
+        raise ServiceError(ErrorCode.code_expired,
+                           f"That code has expired (codes work for {int(CODE_LIFETIME.total_seconds() // 60)} "
+                           "minutes); ask for a new one.")
     if result is not CodeCheck.ok or user is None:
         raise ServiceError(ErrorCode.invalid_code, "That code is wrong, used or expired; check it or ask for a new one.")
     record = session_for(user, method="email", portal=portal)

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from services.runtime.db import UtcDateTime
@@ -32,6 +33,8 @@ class Portal(SQLModel, table=True):
     session_lifetime_hours: int = 24
     idle_timeout_minutes: int = 120
     sso_token_max_age_minutes: int = 15
+    # Origins that may embed the chat widget, normalised (`portals.check_origins`).
+    widget_origins: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     anonymous_user_id: str | None = Field(default=None, max_length=26)
     created_at: datetime = Field(sa_type=UtcDateTime)
 
@@ -63,6 +66,18 @@ class User(SQLModel, table=True):
     role: str | None = Field(default=None, max_length=40)  # staff only: agent | content_manager | admin
     password_hash: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UtcDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # staff only: cannot sign in
+
+
+class StaffSession(SQLModel, table=True):
+    """A staff member's open session, by its key in the `sessions` bucket: a new role or a disabled
+    account ends the member's sessions at once. Rows past `expires_at` are dropped at their next sign-in."""
+
+    __tablename__ = "staff_sessions"
+
+    session_key: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ApiKey(SQLModel, table=True):

@@ -1,7 +1,9 @@
 """Portals: creation with their first secret and Anonymous user, settings, secrets and their rotation."""
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
@@ -81,6 +83,8 @@ def signing_keys(session: Session, portal: Portal) -> list[SigningKey]:
 
 
 def apply_settings(portal: Portal, settings: PortalSettings) -> None:
+    """Check every changed setting, then apply them all; a refusal (`invalid_setting`, its message
+    starting with the field's name and a colon) changes nothing."""
     changes = settings.model_dump(exclude_unset=True)
     checks = {
         "session_lifetime_hours": (1, MAX_SESSION_DAYS * 24, "Session lifetime must be 1 to 720 hours."),
@@ -90,13 +94,87 @@ def apply_settings(portal: Portal, settings: PortalSettings) -> None:
     for name, (low, high, message) in checks.items():
         value = changes.get(name)
         if value is not None and not low <= value <= high:
-            raise ServiceError(ErrorCode.invalid_setting, f"{message} Got {value}.")
+            raise ServiceError(ErrorCode.invalid_setting, f"{name}: {message} Got {value}.")
     uri = changes.get("custom_sign_on_redirect_uri")
-    if uri is not None and not uri.startswith("https://") and not uri.startswith("http://localhost"):
-        raise ServiceError(ErrorCode.invalid_setting, "The custom sign-on Redirect URI must be an https:// URL.")
+    if uri is not None and not _redirect_uri_allowed(uri):
+        raise ServiceError(ErrorCode.invalid_setting,
+                           "custom_sign_on_redirect_uri: The custom sign-on Redirect URI must be an https:// URL.")
+    if changes.get("widget_origins") is not None:
+        changes["widget_origins"] = check_origins(changes["widget_origins"])
     for name, value in changes.items():
         if value is not None:
             setattr(portal, name, value)
+
+
+MAX_WIDGET_ORIGINS = 50
+
+
+def _redirect_uri_allowed(uri: str) -> bool:
+    """An https URL with a host, or http on this machine only (`localhost`, `127.0.0.1`) for development:
+    the host is compared whole, so `http://localhost.evil.example` is refused."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
+_LOCAL_HOSTS = ("localhost", "127.0.0.1")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def check_origins(values: list[str]) -> list[str]:
+    """The widget's allowed origins, normalised (lower case, no default port, each once, in order).
+
+    An origin is `scheme://host[:port]` as a browser sends it in `Origin`: https, or plain http only
+    for `localhost` and `127.0.0.1` (development); no path, query, user name or wildcard. Raises
+    `invalid_setting` (`widget_origins: ...`) naming the first origin refused and why."""
+    if len(values) > MAX_WIDGET_ORIGINS:
+        raise ServiceError(ErrorCode.invalid_setting,
+                           f"widget_origins: At most {MAX_WIDGET_ORIGINS} origins; got {len(values)}.")
+    kept: list[str] = []
+    for value in values:
+        origin = _origin(value.strip())
+        if origin not in kept:
+            kept.append(origin)
+    return kept
+
+
+def _origin(value: str) -> str:
+    def refuse(why: str) -> ServiceError:
+        shown = value if len(value) <= 200 else value[:200] + "…"
+        return ServiceError(ErrorCode.invalid_setting, f"widget_origins: '{shown}' {why}")
+
+    example = "Write it as scheme://host[:port], like https://shop.example.com."
+    if not value or len(value) > 300 or any(ord(c) < 33 or c == "\\" for c in value):
+        raise refuse(f"is not an origin. {example}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise refuse(f"has a port that is not a number from 1 to 65535. {example}") from exc
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in ("https", "http") or not parts.netloc:
+        raise refuse(f"is not an origin. {example}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise refuse(f"has a path, query or fragment; an origin has none. {example}")
+    if parts.username is not None or parts.password is not None:
+        raise refuse(f"has a user name; an origin has none. {example}")
+    if "*" in host:
+        raise refuse("has a wildcard; list each site's origin on its own.")
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise refuse(f"has a host name that is not valid. {example}") from exc
+    if not host or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise refuse(f"has a host name that is not valid. {example}")
+    if scheme == "http" and host not in _LOCAL_HOSTS:
+        raise refuse("uses http; use https (http is allowed only for localhost and 127.0.0.1).")
+    if port == 0:
+        raise refuse(f"has a port that is not a number from 1 to 65535. {example}")
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 def portal_view(session: Session, portal: Portal) -> PortalView:

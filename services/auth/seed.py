@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
 from contracts.envelope import new_id
+from contracts.sessions import SESSION_TOKEN_PREFIX
 from services.auth.accounts import get_or_create_user
 from services.auth.domain import hash_api_key
 from services.auth.models import ApiKey, Org, Portal
@@ -22,6 +23,9 @@ BOOTSTRAP_KEY_NAME = "bootstrap"
 
 def seed_demo(session: Session, *, api_key: str, admin_password: str) -> Portal:
     """Create the demo org once; on later runs bring the admin password and API key to the given values."""
+    if api_key.startswith(SESSION_TOKEN_PREFIX):
+        # The gateway would read it as a session token (`contracts.sessions.is_session_token`), never as a key.
+        raise ValueError(f"The bootstrap API key may not start with {SESSION_TOKEN_PREFIX!r}: choose another.")
     now = datetime.now(UTC)
     org = session.exec(select(Org).where(Org.slug == "demo")).first()
     if org is None:

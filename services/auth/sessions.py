@@ -14,6 +14,7 @@ from contracts.events import IdentityLinked
 from contracts.sessions import (
     MAX_SESSION_DAYS,
     SESSION_POLICIES_BUCKET,
+    SESSION_TOKEN_PREFIX,
     SESSIONS_BUCKET,
     SessionPolicy,
     SessionRecord,
@@ -88,7 +89,7 @@ def session_for(user: User, *, method: SignInMethod, portal: Portal | None, life
 
 
 async def open_session(kv: KeyValue, record: SessionRecord) -> str:
-    token = secrets.token_urlsafe(32)
+    token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
     await kv.put(session_key(token), record.model_dump_json().encode())
     return token
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import (
@@ -17,11 +17,11 @@ from contracts.rpc import (
     SsoLogin,
     StaffLogin,
 )
-from contracts.sessions import SessionRecord
+from contracts.sessions import SessionRecord, session_key
 from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_for_method
 from services.auth.domain import normalize_email
-from services.auth.models import Portal, User
+from services.auth.models import Portal, StaffSession, User
 from services.auth.portals import signing_keys
 from services.auth.sessions import (
     end_session,
@@ -131,10 +131,16 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
 
     right = await asyncio.to_thread(check) and user is not None
     await limiter.settle(right, *guarded)
-    if not right or user is None:
+    # A disabled account gets the same answer as a wrong password (nothing to learn from it).
+    if not right or user is None or user.disabled_at is not None:
         raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")
     record = session_for(user, method="password", portal=None, lifetime=STAFF_SESSION, idle=STAFF_IDLE)
     token = await open_session(service.resources["sessions"], record)
+    # Recorded after the session exists, and checked again: an admin disabling the account or changing
+    # its role meanwhile either finds this session's record or is seen here (`staff.update_staff`).
+    if not await service.transaction(remember_staff_session, user.id, token, record):
+        await end_session(service.resources["sessions"], token)
+        raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")
     log.info("signed in", method="password", user_id=user.id, role=user.role)
     return SessionOpened(session_token=token, session=record)
 
@@ -145,3 +151,16 @@ async def logout(service: Service, request: EndSession) -> SessionEnded:
     if ended:
         log.info("signed out", user_id=ended.user_id, at=datetime.now(UTC).isoformat())
     return SessionEnded(ended=ended is not None)
+
+
+def remember_staff_session(session: Session, user_id: str, token: str, record: SessionRecord) -> bool:
+    """Record a staff member's new session, dropping their expired ones; False (nothing recorded) when
+    the account was disabled or its role changed since the password was checked."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled_at is not None or user.role != record.role:
+        return False
+    now = datetime.now(UTC)
+    session.exec(delete(StaffSession).where(  # type: ignore[call-overload]
+        col(StaffSession.user_id) == user_id, col(StaffSession.expires_at) <= now))
+    session.add(StaffSession(session_key=session_key(token), user_id=user_id, expires_at=record.expires_at))
+    return True

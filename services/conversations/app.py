@@ -69,6 +69,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.conversations.attachment_file: attachments.attachment_file,
         operations.conversations.agent_inbox: queries.inbox,
         operations.conversations.agent_get_conversation: queries.agent_conversation,
+        operations.conversations.list_assignees: queries.assignees,
         operations.conversations.agent_post_message: partial(agent.post_message, settings),
         operations.conversations.agent_close: agent.close,
         operations.conversations.agent_reopen: agent.reopen,

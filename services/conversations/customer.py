@@ -36,10 +36,10 @@ def start_conversation(settings: Settings, session: Session, request: StartConve
     body = _check_message(settings, config, request.body, request)
     _remember(session, viewer)
     conversation = store.create_conversation(
-        session, org_id=viewer.org_id, portal=viewer.portal, customer_id=viewer.user_id, channel="portal",
+        session, org_id=viewer.org_id, portal=viewer.portal, customer_id=viewer.user_id, channel=request.channel,
         subject=request.subject, viewers=store.viewers_of(viewer))
     store.add_message(session, conversation, author=store.Author(viewer.user_id, "customer"), body=body,
-                      channel="portal", attachments=request.attachments)
+                      channel=request.channel, attachments=request.attachments)
     session.flush()
     reply = ConversationReply(conversation=views.detail(session, conversation, config, store.now()))
     return claim.answer(session, reply, conversation.id)
@@ -70,10 +70,10 @@ def post_message(settings: Settings, session: Session, request: PostMessage) -> 
         conversation = _reopen_for_customer(session, viewer, config, conversation)
         reopened = True
     _remember(session, viewer)
-    # A customer writing from the portal is on the portal now: answers reach them by e-mail from here.
-    conversation.reply_channel = "portal"
+    # A customer writing from the portal (or its chat) is there now: answers go back that way.
+    conversation.reply_channel = request.channel
     message = store.add_message(session, conversation, author=store.Author(viewer.user_id, "customer"), body=body,
-                                channel="portal", attachments=request.attachments)
+                                channel=request.channel, attachments=request.attachments)
     session.flush()
     view = views.posted(message, request.attachments, viewer.display_name or viewer.email)
     reply = PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened)

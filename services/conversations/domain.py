@@ -137,6 +137,22 @@ def customer_reopen(*, enabled: bool, policy: str, within_days: int, closed_at: 
     return outcome
 
 
+def reopen_option(*, enabled: bool, policy: str, within_days: int, closed_at: datetime | None,
+                  now: datetime) -> str:
+    """What `customer_reopen` would do now, for a page to offer it: `reopen`, `new_conversation`, or
+    the refusal it would raise (`window_passed`, `disabled`)."""
+    try:
+        return customer_reopen(enabled=enabled, policy=policy, within_days=within_days, closed_at=closed_at, now=now)
+    except ServiceError as exc:
+        return "disabled" if exc.code is ErrorCode.reopen_disabled else "window_passed"
+
+
+def staff_unread(customer_wrote_at: datetime | None, seen_at: datetime | None) -> bool:
+    """Whether the customer wrote after `seen_at` (when a staff member last opened the conversation, or
+    the last answer); never seen counts as before."""
+    return customer_wrote_at is not None and (seen_at is None or customer_wrote_at > seen_at)
+
+
 def encode_cursor(at: datetime, conversation_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), conversation_id]).encode()).decode().rstrip("=")
 

@@ -93,6 +93,16 @@ class ConversationViewer(SQLModel, table=True):
     read_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
+class StaffRead(SQLModel, table=True):
+    """When a staff member (or API key) last opened a conversation: the agent inbox's `unread`."""
+
+    __tablename__ = "staff_reads"
+
+    reader: str = Field(primary_key=True, max_length=80, description="The actor's principal: `user:<id>`, `key:<id>`.")
+    conversation_id: str = Field(primary_key=True, max_length=26)
+    read_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class Message(SQLModel, table=True):
     """One timeline entry: a message, an internal note, or an event (closed, reopened, ...)."""
 

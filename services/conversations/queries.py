@@ -2,7 +2,7 @@
 and timeline, and the limits and switches the gateway shows. The write side is `customer.py`
 (the customer's portal actions), `agent.py` (the agents'), `inbound.py` and `consumers.py`."""
 
-from sqlalchemy import exists, literal, or_, tuple_
+from sqlalchemy import exists, func, literal, or_, tuple_
 from sqlmodel import Session, col, select
 
 from contracts.conversations import (
@@ -10,11 +10,15 @@ from contracts.conversations import (
     AgentGetConversation,
     AgentInbox,
     AgentInboxPage,
+    Assignee,
+    AssigneeList,
     ConversationPage,
     ConversationReply,
+    DetailAttribute,
     GetConversation,
     GetMessageLimits,
     GetPortalFeatures,
+    ListAssignees,
     ListConversations,
     MessageLimits,
     PortalFeatures,
@@ -23,7 +27,7 @@ from contracts.conversations import (
 from contracts.errors import ErrorCode, ServiceError
 from contracts.states import ViewerRole
 from services.conversations import domain, store, views
-from services.conversations.models import Conversation, ConversationViewer, Customer, Message
+from services.conversations.models import Conversation, ConversationViewer, Customer, Message, StaffRead
 from services.runtime.db import UtcDateTime
 from services.runtime.files import ALLOWED_TYPES
 from services.runtime.settings import Settings
@@ -96,6 +100,8 @@ def get_conversation(session: Session, request: GetConversation) -> Conversation
 
 
 def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
+    """The org's conversations, last changed first, filtered; each with whether the customer wrote since
+    the caller last opened it (`unread`) and since the last answer (`awaiting_answer`)."""
     me = store.agent_author(request.actor)
     statement = select(Conversation).where(Conversation.org_id == request.actor.org_id)
     if request.status:
@@ -104,10 +110,19 @@ def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
         statement = statement.where(Conversation.channel == request.channel)
     if request.portal:
         statement = statement.where(Conversation.portal == request.portal)
+    if request.customer_id:
+        statement = statement.where(Conversation.customer_id == request.customer_id)
     if request.assignee == "none":
         statement = statement.where(col(Conversation.assignee_id).is_(None))
     elif request.assignee:
         statement = statement.where(Conversation.assignee_id == (me.id if request.assignee == "me" else request.assignee))
+    if request.q and request.q.strip():
+        # Staff search everything they can read: the subject, the customer's address, messages and notes.
+        pattern = domain.like_pattern(request.q.strip())
+        statement = statement.where(or_(
+            col(Conversation.subject).ilike(pattern, escape="\\"),
+            exists().where(Customer.id == Conversation.customer_id, col(Customer.email).ilike(pattern, escape="\\")),
+            exists().where(Message.conversation_id == Conversation.id, col(Message.body).ilike(pattern, escape="\\"))))
     if request.cursor:
         at, last_id = domain.decode_cursor(request.cursor)
         statement = statement.where(tuple_(Conversation.updated_at, Conversation.id)
@@ -115,10 +130,23 @@ def inbox(session: Session, request: AgentInbox) -> AgentInboxPage:
     statement = statement.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
     rows = session.exec(statement.limit(request.limit + 1)).all()
     page = rows[:request.limit]
+    ids = [c.id for c in page]
     emails = {c.id: c.email for c in session.exec(select(Customer).where(
         col(Customer.id).in_({c.customer_id for c in page}))).all()} if page else {}
+    wrote = dict(session.exec(select(Message.conversation_id, func.max(Message.created_at)).where(
+        col(Message.conversation_id).in_(ids), Message.kind == "message", Message.author_kind == "customer")
+        .group_by(col(Message.conversation_id))).all()) if page else {}
+    read = dict(session.exec(select(StaffRead.conversation_id, StaffRead.read_at).where(
+        StaffRead.reader == request.actor.principal, col(StaffRead.conversation_id).in_(ids))).all()) if page else {}
+    views_ = []
+    for c in page:
+        last_customer = wrote.get(c.id)
+        view = views.agent_view(c, emails.get(c.customer_id))
+        view.unread = domain.staff_unread(last_customer, read.get(c.id))
+        view.awaiting_answer = domain.staff_unread(last_customer, c.last_agent_reply_at)
+        views_.append(view)
     return AgentInboxPage(
-        conversations=[views.agent_view(c, emails.get(c.customer_id)) for c in page],
+        conversations=views_,
         next_cursor=domain.encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > request.limit else None)
 
 
@@ -129,6 +157,26 @@ def agent_conversation(session: Session, request: AgentGetConversation) -> Agent
         select(ConversationViewer).where(ConversationViewer.conversation_id == conversation.id,
                                          col(ConversationViewer.role) != ViewerRole.creator)
         .order_by(col(ConversationViewer.role).desc())).all()]
+    mark_read(session, request.actor.principal, conversation.id)
+    config = store.portal_config(session, conversation.portal, conversation.org_id)
     return AgentConversationDetail(conversation=views.agent_reply(session, conversation).conversation,
                                    participants=participants,
+                                   detail_attributes=[DetailAttribute(**a) for a in config.detail_attributes],
                                    messages=views.messages(session, conversation.id, include_internal=True))
+
+
+def mark_read(session: Session, reader: str, conversation_id: str) -> None:
+    """The caller opened the conversation: what the customer wrote until now is no longer `unread`."""
+    row = session.get(StaffRead, (reader, conversation_id))
+    if row is None:
+        row = StaffRead(reader=reader, conversation_id=conversation_id, read_at=store.now())
+    row.read_at = store.now()
+    session.add(row)
+
+
+def assignees(session: Session, request: ListAssignees) -> AssigneeList:
+    """The org's staff accounts (as `agent_assign` accepts them), by e-mail."""
+    store.agent_author(request.actor)
+    staff = session.exec(select(Customer).where(Customer.org_id == request.actor.org_id, Customer.kind == "staff")
+                         .order_by(col(Customer.email))).all()
+    return AssigneeList(staff=[Assignee(id=s.id, email=s.email, display_name=s.display_name) for s in staff])

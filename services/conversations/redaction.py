@@ -54,7 +54,7 @@ def _scrub(session: Session, request: AgentRedact) -> tuple[AgentConversationRep
         conversation.updated_at = at
         session.add(conversation)
         record_event(session, MessageRedacted(conversation_id=conversation.id, message_id=message.id,
-                                              redacted_by=me.id),
+                                              redacted_by=me.id, customer_id=conversation.customer_id),
                      org_id=conversation.org_id, aggregate_id=conversation.id, aggregate_version=conversation.version)
         log.info("message redacted", conversation_id=conversation.id, message_id=message.id, by=me.id)
     return views.agent_reply(session, conversation), [f.id for f in files], message.event_id, message.created_at

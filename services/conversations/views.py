@@ -16,7 +16,8 @@ from contracts.conversations import (
 )
 from contracts.events import AttachmentRef
 from services.conversations.models import Attachment, Conversation, Customer, Message
-from services.conversations.store import PortalRules
+from services.conversations import domain
+from services.conversations.store import PortalRules, now
 
 
 def summary(conversation: Conversation, read_at: Any) -> ConversationSummary:
@@ -26,7 +27,7 @@ def summary(conversation: Conversation, read_at: Any) -> ConversationSummary:
         id=conversation.id, portal=conversation.portal, subject=conversation.subject,
         status=conversation.status, channel=conversation.channel,  # type: ignore[arg-type]
         created_at=conversation.created_at, last_activity_at=conversation.last_activity_at,
-        preview=conversation.preview, unread=unread)
+        preview=conversation.preview, unread=unread, version=conversation.version)
 
 
 def messages(session: Session, conversation_id: str, *, include_internal: bool) -> list[MessageView]:
@@ -85,9 +86,12 @@ def detail(session: Session, conversation: Conversation, config: PortalRules, re
     attributes = [AttributeValue(attribute=a["attribute"], display_name=a["display_name"],
                                  value=_attribute(conversation, a["attribute"], names))
                   for a in config.detail_attributes]
+    reopen = None if conversation.status == "open" else domain.reopen_option(
+        enabled=config.reopen_enabled, policy=config.reopen_policy, within_days=config.reopen_within_days,
+        closed_at=conversation.closed_at, now=now())
     return ConversationDetail(
         **summary(conversation, read_at).model_dump(), closed_at=conversation.closed_at,
-        linked_from=conversation.linked_from, attributes=attributes,
+        linked_from=conversation.linked_from, attributes=attributes, reopen=reopen,
         messages=messages(session, conversation.id, include_internal=False))
 
 
@@ -98,7 +102,7 @@ def agent_view(conversation: Conversation, email: str | None = None) -> AgentCon
         reply_channel=conversation.reply_channel, customer_id=conversation.customer_id,  # type: ignore[arg-type]
         customer_email=email, assignee_id=conversation.assignee_id, created_at=conversation.created_at,
         updated_at=conversation.updated_at, closed_at=conversation.closed_at, linked_from=conversation.linked_from,
-        attributes=conversation.attributes)
+        attributes=conversation.attributes, preview=conversation.preview)
 
 
 def agent_reply(session: Session, conversation: Conversation) -> AgentConversationReply:

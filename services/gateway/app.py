@@ -20,12 +20,12 @@ from services.gateway import (
     routes_conversations,
     routes_health,
     routes_kb,
-    routes_login,
     routes_notifications,
     routes_session,
 )
 from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
 from services.gateway.errors import install_error_handlers
+from services.gateway.live import LiveFeed
 from services.gateway.session_policies import SessionPolicies
 from services.gateway.routes_docs import install_docs
 from services.gateway.web import install_pages
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     buckets: dict[str, KeyValue] = {}
     session_policies = SessionPolicies()
+    live = LiveFeed()
 
     async def connect() -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=2)):
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 buckets["sessions"] = await ensure_bucket(
                     broker.config.connection_state.stream, SESSIONS_BUCKET,
                     ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
+                # Live updates follow the conversations' events in the background (services.gateway.live).
+                await live.start(broker.config.connection_state.stream)
         log.info("gateway connected to NATS")
 
     def sessions() -> KeyValue:
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         connecting.cancel()
         await session_policies.stop()
+        await live.stop()
         try:
             await asyncio.wait_for(broker.stop(), timeout=3)
         except Exception as exc:
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rpc = RpcClient(broker, timeout=settings.rpc_timeout)
     app.state.sessions = sessions
     app.state.session_policies = session_policies
+    app.state.live = live
     app.state.is_connected = lambda: bus_connected(broker)
     app.state.has_sessions = lambda: "sessions" in buckets
 
@@ -97,7 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_session.router)
     app.include_router(routes_admin.router)
-    app.include_router(routes_login.router)
     app.include_router(routes_conversations.router)
     app.include_router(routes_agent.router)
     app.include_router(routes_channels.router)

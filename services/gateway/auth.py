@@ -1,4 +1,5 @@
-"""Who is calling: the session cookie (read from the shared `sessions` bucket) or a Bearer API key."""
+"""Who is calling: a session (its token in the cookie, or as `Authorization: Bearer ps_...` from the chat
+widget's frame; read from the shared `sessions` bucket) or a Bearer API key (`pk_...`)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -11,7 +12,7 @@ from contracts import operations
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor, GetPortalInfo, VerifyApiKey
-from contracts.sessions import SESSION_COOKIE, SessionRecord, session_key
+from contracts.sessions import SESSION_COOKIE, SessionRecord, is_session_token, session_key
 from services.gateway.deps import PortalSlug, Rpc
 from services.runtime.rpc import RpcClient
 
@@ -37,8 +38,19 @@ class SessionView(BaseModel):
         return cls(**record.model_dump(include=set(cls.model_fields) - {"ends_at"}), ends_at=record.ends_at())
 
 
-async def read_session(request: Request) -> tuple[str, SessionRecord] | None:
-    token = request.cookies.get(SESSION_COOKIE)
+def bearer_session_token(request: Request) -> str | None:
+    """The session token sent as `Authorization: Bearer <token>` (the chat widget's frame, which has no
+    cookie where third-party cookies are blocked), or None: no such header, or an API key there."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and is_session_token(value) else None
+
+
+async def read_session(request: Request, *, touch: bool = True) -> tuple[str, SessionRecord] | None:
+    """The live session of the request's bearer session token, else of its cookie, or None. `touch=False`
+    reads without counting as the customer's activity (the live-update stream re-checks a session that
+    way: an open tab is not use)."""
+    token = bearer_session_token(request) or request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
     kv = request.app.state.sessions()
@@ -52,7 +64,7 @@ async def read_session(request: Request) -> tuple[str, SessionRecord] | None:
     now = datetime.now(UTC)
     if not record.is_live(now):
         return None
-    if now - record.last_seen_at > TOUCH_EVERY:  # keeps the idle timer fair without a write a request
+    if touch and now - record.last_seen_at > TOUCH_EVERY:  # keeps the idle timer fair without a write a request
         record.last_seen_at = now
         try:
             await kv.update(session_key(token), record.model_dump_json().encode(), last=entry.revision)
@@ -69,9 +81,11 @@ async def require_session(request: Request) -> tuple[str, SessionRecord]:
 
 
 async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
-    """An API key (`Authorization: Bearer ...`) or a signed-in staff member; the service checks the role."""
+    """An API key (`Authorization: Bearer ...`) or a signed-in staff member (the session cookie, or the
+    session token as bearer: told from a key by its form, `contracts.sessions.is_session_token`); the
+    service checks the role."""
     header = request.headers.get("authorization", "")
-    if header:
+    if header and bearer_session_token(request) is None:  # a session token as bearer is read below
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ServiceError(ErrorCode.unauthorized, "Use `Authorization: Bearer <API key>`.")
@@ -80,6 +94,8 @@ async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
         return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}",
                      name=identity.name)
     found = await read_session(request)
+    if found is None and header:
+        raise ServiceError(ErrorCode.unauthorized, "This session has ended, or never was; sign in again.")
     if found is None:
         raise ServiceError(ErrorCode.unauthorized, f"Sign in as staff or send an API key to use the {api} API.")
     _, record = found

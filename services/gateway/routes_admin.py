@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts import operations
 from contracts.rpc import (
@@ -17,8 +17,10 @@ from contracts.rpc import (
     GetPortal,
     KbSettings,
     ListApiKeys,
+    ListPortals,
     ListStaff,
     NewSecret,
+    PortalList,
     PortalSettings,
     PortalView,
     RevokeApiKey,
@@ -27,7 +29,9 @@ from contracts.rpc import (
     SecretRevoked,
     StaffCreated,
     StaffList,
+    StaffUpdated,
     UpdatePortalSettings,
+    UpdateStaff,
 )
 from services.gateway.auth import AdminActor
 from services.gateway.deps import PortalSlug, Rpc
@@ -50,6 +54,11 @@ async def create_portal(body: NewPortalBody, actor: AdminActor, rpc: Rpc) -> Por
     return await rpc.call(operations.auth.create_portal, CreatePortal(actor=actor, slug=body.slug, name=body.name))
 
 
+@router.get("/api/v1/admin/portals", response_model=PortalList, summary="The organisation's portals, by name")
+async def list_portals(actor: AdminActor, rpc: Rpc) -> PortalList:
+    return await rpc.call(operations.auth.list_portals, ListPortals(actor=actor))
+
+
 @router.get("/api/v1/admin/portals/{portal}", response_model=PortalView,
             summary="A portal with its kb_id, settings and secret ids")
 async def get_portal(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> PortalView:
@@ -57,7 +66,8 @@ async def get_portal(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> P
 
 
 @router.patch("/api/v1/admin/portals/{portal}/settings", response_model=PortalView,
-              summary="Change sign-in settings (methods, session lifetime, idle timeout, token age)")
+              summary="Change sign-in settings (methods, session lifetime, idle timeout, token age, "
+                      "widget origins)")
 async def update_settings(body: PortalSettings, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> PortalView:
     return await rpc.call(operations.auth.update_portal_settings,
                           UpdatePortalSettings(actor=actor, portal=portal, settings=body))
@@ -137,3 +147,18 @@ class NewStaffBody(BaseModel):
              summary="New staff account (agent, content_manager or admin)")
 async def create_staff(body: NewStaffBody, actor: AdminActor, rpc: Rpc) -> StaffCreated:
     return await rpc.call(operations.auth.create_staff, CreateStaff(actor=actor, **body.model_dump()))
+
+
+class StaffChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["agent", "content_manager", "admin"] | None = None
+    disabled: bool | None = Field(default=None, description="True: the account cannot sign in; false: it can again.")
+
+
+@router.patch("/api/v1/admin/staff/{user_id}", response_model=StaffUpdated,
+              summary="Change a staff member's role, or disable or enable the account (ends their open sessions)")
+async def update_staff(body: StaffChangeBody, actor: AdminActor, rpc: Rpc,
+                       user_id: str = Path(max_length=26)) -> StaffUpdated:
+    return await rpc.call(operations.auth.update_staff, UpdateStaff(actor=actor, user_id=user_id,
+                                                                     **body.model_dump()))

@@ -10,11 +10,13 @@ from contracts.kb import (
     AdminListArticles,
     ArticleAction,
     ArticleInput,
+    ArticlePreview,
     CreateArticle,
     Deleted,
     GetKbSwitches,
     KbSettingsView,
     KbSwitches,
+    PreviewArticle,
     RevisionList,
     SaveThemeDraft,
     ThemeAction,
@@ -60,6 +62,18 @@ async def create_article(body: NewArticleBody, actor: AdminActor, rpc: Rpc,
 @router.get(ARTICLES, response_model=AdminArticleList, summary="Every article, drafts included")
 async def list_articles(actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> AdminArticleList:
     return await rpc.call(operations.kb.admin_list_articles, AdminListArticles(actor=actor, portal=portal))
+
+
+class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(max_length=200_000, description="Markdown.", examples=["**Bold** and <script>x</script>"])
+
+
+@router.post("/api/v1/admin/portals/{portal}/kb/preview", response_model=ArticlePreview,
+             summary="Render an article's Markdown as the article would serve it; nothing is stored")
+async def preview_article(body: PreviewBody, actor: AdminActor, rpc: Rpc, portal: str = PortalSlug) -> ArticlePreview:
+    return await rpc.call(operations.kb.preview_article, PreviewArticle(actor=actor, portal=portal, body=body.body))
 
 
 @router.get(ARTICLES + "/{slug}", response_model=AdminArticleReply)

@@ -18,11 +18,14 @@ from contracts.conversations import (
     AgentPostMessage,
     AgentRedact,
     AgentSetAttributes,
+    AssigneeList,
     GetAttachment,
+    ListAssignees,
     PostedMessage,
     Status,
 )
 from contracts.events import Channel
+from contracts.rpc import ListPortals, PortalList
 from services.gateway.auth import AgentActor
 from services.gateway.deps import Rpc
 from services.gateway.routes_conversations import ConversationId, IdempotencyKey, send_file
@@ -58,10 +61,25 @@ class AttributesBody(BaseModel):
 async def inbox(actor: AgentActor, rpc: Rpc, status: Status | None = None, channel: Channel | None = None,
                 portal: str | None = Query(default=None, max_length=100),
                 assignee: str | None = Query(default=None, max_length=40, description="Staff id, `me` or `none`"),
+                customer_id: str | None = Query(default=None, max_length=26, description="One customer's only"),
+                q: str | None = Query(default=None, max_length=200, description=(
+                    "Words in the subject, the customer's e-mail, or any message or internal note")),
                 cursor: str | None = Query(default=None, max_length=200),
                 limit: int = Query(default=25, ge=1, le=100)) -> AgentInboxPage:
     return await rpc.call(operations.conversations.agent_inbox, AgentInbox(
-        actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, cursor=cursor, limit=limit))
+        actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, customer_id=customer_id, q=q,
+        cursor=cursor, limit=limit))
+
+
+@router.get("/api/v1/agent/portals", response_model=PortalList, summary="The organisation's portals")
+async def portals(actor: AgentActor, rpc: Rpc) -> PortalList:
+    return await rpc.call(operations.auth.list_portals, ListPortals(actor=actor))
+
+
+@router.get("/api/v1/agent/assignees", response_model=AssigneeList,
+            summary="The staff a conversation may be assigned to")
+async def assignees(actor: AgentActor, rpc: Rpc) -> AssigneeList:
+    return await rpc.call(operations.conversations.list_assignees, ListAssignees(actor=actor))
 
 
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=AgentConversationDetail,

@@ -9,7 +9,16 @@ from fastapi.responses import JSONResponse
 
 from contracts import operations
 from contracts.conversations import GetPortalFeatures
-from contracts.kb import ArticlePage, ArticleReply, GetArticle, GetPortalAppearance, ListArticles, Reader
+from contracts.kb import (
+    ArticlePage,
+    ArticleReply,
+    CategoryList,
+    GetArticle,
+    GetPortalAppearance,
+    ListArticles,
+    ListCategories,
+    Reader,
+)
 from contracts.rpc import GetPortalInfo
 from services.gateway.auth import read_session
 from services.gateway.deps import PortalSlug, Rpc
@@ -37,6 +46,12 @@ async def list_articles(request: Request, rpc: Rpc, portal: str = PortalSlug,
                         limit: int = Query(default=20, ge=1, le=100)) -> ArticlePage:
     return await rpc.call(operations.kb.list_articles, ListArticles(
         reader=await reader_of(request), portal=portal, q=q, category=category, cursor=cursor, limit=limit))
+
+
+@router.get("/api/v1/portals/{portal}/kb/categories", response_model=CategoryList,
+            summary="Categories holding a published article the reader may see, with how many")
+async def list_categories(request: Request, rpc: Rpc, portal: str = PortalSlug) -> CategoryList:
+    return await rpc.call(operations.kb.list_categories, ListCategories(reader=await reader_of(request), portal=portal))
 
 
 @router.get("/api/v1/portals/{portal}/kb/articles/{slug}", response_model=ArticleReply,

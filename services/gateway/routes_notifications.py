@@ -1,11 +1,23 @@
-"""Channel webhooks (admin) and, in development, the mail catcher's listing."""
+"""Channel webhooks and failed or bounced notifications (admin) and, in development, the mail catcher's
+listing."""
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from contracts import operations
 from contracts.errors import ErrorCode, ServiceError
-from contracts.notifications import ChannelWebhook, DevMailList, ListDevMail, SetChannelWebhook, WebhookChannel
+from contracts.notifications import (
+    ChannelWebhook,
+    DevMailList,
+    ListDevMail,
+    ListNotifications,
+    NotificationList,
+    NotificationRetried,
+    RetryNotification,
+    SetChannelWebhook,
+    WebhookChannel,
+)
+from contracts.states import NotificationStatus
 from services.gateway.auth import AdminActor
 from services.gateway.deps import Rpc
 
@@ -21,6 +33,23 @@ class WebhookBody(BaseModel):
 async def set_webhook(channel: WebhookChannel, body: WebhookBody, actor: AdminActor, rpc: Rpc) -> ChannelWebhook:
     return await rpc.call(operations.notifications.set_channel_webhook,
                           SetChannelWebhook(actor=actor, channel=channel, url=body.url))
+
+
+@router.get("/api/v1/admin/notifications", response_model=NotificationList,
+            summary="The organisation's e-mails and webhooks to customers in one status (failed ones by default), "
+                    "newest first")
+async def list_notifications(actor: AdminActor, rpc: Rpc, status: NotificationStatus = NotificationStatus.failed,
+                             limit: int = Query(default=100, ge=1, le=1000)) -> NotificationList:
+    return await rpc.call(operations.notifications.list_notifications,
+                          ListNotifications(actor=actor, status=status, limit=limit))
+
+
+@router.post("/api/v1/admin/notifications/{notification_id}/retry", response_model=NotificationRetried,
+             summary="Try a failed notification again now, with a fresh count of tries")
+async def retry_notification(actor: AdminActor, rpc: Rpc,
+                             notification_id: str = Path(min_length=1, max_length=26)) -> NotificationRetried:
+    return await rpc.call(operations.notifications.retry_notification,
+                          RetryNotification(actor=actor, notification_id=notification_id))
 
 
 @router.get("/dev/mail", response_model=DevMailList, summary="Development: the e-mails Portico sent, newest first")

@@ -127,8 +127,14 @@ async def _store(request: Request, files: list[tuple[str, bytes | BinaryIO]],
 
 
 async def read_message(request: Request, rpc: RpcClient, model: type[BaseModel], *, org_id: str,
-                       portal: str | None = None, conversation_id: str | None = None) -> Incoming:
+                       portal: str | None = None, conversation_id: str | None = None,
+                       typed: dict[str, str] | None = None) -> Incoming:
     """The fields of `model` from a JSON body, or from a multipart form with repeated `files`.
+
+    For a page's form, pass `typed`: it receives the text fields as the customer typed them as soon as they
+    are read, so that a refused form can show them again; and a file field left empty (a part with no file
+    name and no bytes, which browsers send when no file was chosen; HTML, "constructing the entry list")
+    is no file rather than an empty one.
 
     Errors: `invalid_request` (not JSON or multipart, malformed, unknown or invalid fields),
     `payload_too_large` (413: a JSON body over `JSON_LIMIT` bytes; a multipart body over room for one file
@@ -148,11 +154,15 @@ async def read_message(request: Request, rpc: RpcClient, model: type[BaseModel],
         files: list[tuple[str, bytes | BinaryIO]] = []
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
+                if typed is not None and not value.filename and not value.size:
+                    continue
                 if name != "files":
                     raise ServiceError(ErrorCode.invalid_request,
                                        f"Files go in the `files` field, not `{name[:40]}`.")
                 files.append((value.filename or "attachment", value.file))
             elif name in model.model_fields:
+                if typed is not None:
+                    typed[name] = value
                 values[name] = _flag(value) if model.model_fields[name].annotation is bool else value
             else:
                 raise ServiceError(ErrorCode.invalid_request, f"Unknown form field `{name[:40]}`.")

@@ -13,6 +13,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     endpoints = {
         operations.kb.list_articles: reading.list_articles,
         operations.kb.get_article: reading.get_article,
+        operations.kb.list_categories: reading.list_categories,
         operations.kb.create_article: articles.create,
         operations.kb.update_article: articles.edit,
         operations.kb.publish_article: articles.publish,
@@ -21,6 +22,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.kb.admin_get_article: articles.get,
         operations.kb.admin_list_articles: articles.list_all,
         operations.kb.article_revisions: articles.revisions,
+        operations.kb.preview_article: articles.preview,
         operations.kb.get_switches: portals.get_switches,
         operations.kb.update_switches: portals.update_switches,
         operations.kb.get_theme: themes.get,

@@ -14,8 +14,10 @@ from contracts.kb import (
     AdminListArticles,
     ArticleAction,
     ArticleInput,
+    ArticlePreview,
     CreateArticle,
     Deleted,
+    PreviewArticle,
     Revision,
     RevisionList,
     UpdateArticle,
@@ -224,3 +226,10 @@ async def revisions(service: Service, request: ArticleAction) -> RevisionList:
                                                 created_at=r.created_at) for r in rows])
 
     return await service.read(read)
+
+
+async def preview(service: Service, request: PreviewArticle) -> ArticlePreview:
+    """The Markdown rendered as `_apply` renders an article's body (`domain.render_markdown`): what the editor
+    previews is what readers will get. Nothing is stored."""
+    await admin_portal(service, request.actor, request.portal)
+    return ArticlePreview(body_html=domain.render_markdown(request.body))

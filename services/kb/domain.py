@@ -1,4 +1,5 @@
-"""kb's rules, free of I/O: who sees which articles, Markdown to safe HTML, a safe subset of CSS."""
+"""kb's rules, free of I/O: who sees which articles, Markdown to safe HTML, a safe subset of CSS, theme
+colours that can be read (WCAG 2.1 AA contrast)."""
 
 import html
 import re
@@ -127,10 +128,67 @@ def _sanitise_css(source: str) -> str:
     return "\n".join(out)
 
 
+COLOUR_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_COLOURS = 40
+
+
 def check_colours(colours: dict[str, str]) -> None:
+    """Each name a CSS-safe word and each value `#rrggbb`, matched whole (the page writes them into its
+    `<style>` as `--<name>: <value>`, so nothing else may get through); else `ServiceError(invalid_setting)`."""
+    if len(colours) > MAX_COLOURS:
+        raise ServiceError(ErrorCode.invalid_setting, f"colours: at most {MAX_COLOURS} named colours.")
     for name, value in colours.items():
-        if not re.match(r"^[a-z][a-z0-9_]{0,39}$", name) or not COLOUR.match(value):
+        if not COLOUR_NAME.fullmatch(name) or not COLOUR.fullmatch(value):
             raise ServiceError(ErrorCode.invalid_setting, f"colours.{name[:40]}: a name and a #rrggbb colour.")
+
+
+# -- colour contrast (WCAG 2.1 AA, success criterion 1.4.3) -------------------------------------
+
+# The colours the portal's stylesheet (services/gateway/web/static/portal.css) reads, with its defaults: a
+# theme that leaves one out is shown with the default, so the contrast is checked against the default too.
+# `on_primary` is the colour of words on the primary colour (buttons, the unread badge).
+PORTAL_COLOURS = {"primary": "#2a5bd7", "on_primary": "#ffffff", "text": "#1f2328", "background": "#ffffff",
+                  "muted": "#57606a", "surface": "#f6f8fa", "danger": "#b42318"}
+# Where the stylesheet sets words of one colour on another: (words, behind them, what they are).
+CONTRAST_PAIRS = (("text", "background", "text"), ("text", "surface", "text on panels"),
+                  ("muted", "background", "secondary text"), ("danger", "background", "error messages"),
+                  ("primary", "background", "links"), ("on_primary", "primary", "button labels"))
+MIN_CONTRAST = 4.5  # normal-size text; https://www.w3.org/TR/WCAG21/#contrast-minimum
+
+
+def relative_luminance(colour: str) -> float:
+    """`#rrggbb` to its relative luminance, 0 (black) to 1 (white), as
+    https://www.w3.org/TR/WCAG21/#dfn-relative-luminance defines it. (WCAG 2.1 writes the sRGB threshold as
+    0.03928, sRGB itself 0.04045; no 8-bit channel value lies between the two.)"""
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(int(colour[i:i + 2], 16)) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """(L1 + 0.05) / (L2 + 0.05), the lighter colour's luminance over the darker's: 1 to 21."""
+    light, dark = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def check_contrast(colours: dict[str, str], where: str = "colours") -> None:
+    """Refuse, with `ServiceError(invalid_setting)` naming each pair, its ratio and the 4.5:1 it needs, a theme
+    whose words would be hard to read: every pair of `CONTRAST_PAIRS`, the theme's colours over the defaults.
+    A ratio is compared unrounded and shown cut to two decimals (never "4.50" for one just under): #777777 on
+    white (4.478...) is refused as 4.47:1, #767676 (4.54:1) accepted."""
+    shown = {**PORTAL_COLOURS, **{k: v.lower() for k, v in colours.items()}}
+    failing = []
+    for words, behind, what in CONTRAST_PAIRS:
+        ratio = contrast_ratio(shown[words], shown[behind])
+        if ratio < MIN_CONTRAST:
+            failing.append(f"{words} {shown[words]} on {behind} {shown[behind]} ({what}) has a contrast ratio of "
+                           f"{int(ratio * 100) / 100:.2f}:1")
+    if failing:
+        raise ServiceError(ErrorCode.invalid_setting, f"{where}: {'; '.join(failing)}. WCAG 2.1 AA needs at least "
+                                                      f"{MIN_CONTRAST}:1 for text; choose colours further apart.")
 
 
 def check_logo(url: str | None) -> None:

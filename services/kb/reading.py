@@ -3,10 +3,21 @@
 import base64
 import binascii
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from contracts.errors import ErrorCode, ServiceError
-from contracts.kb import ArticlePage, ArticleReply, ArticleSummary, ArticleView, GetArticle, ListArticles, Reader
+from contracts.kb import (
+    ArticlePage,
+    ArticleReply,
+    ArticleSummary,
+    ArticleView,
+    CategoryList,
+    CategorySummary,
+    GetArticle,
+    ListArticles,
+    ListCategories,
+    Reader,
+)
 from services.kb import domain, search
 from services.kb.models import Article, Category, KbPortal
 from services.kb.portals import portal
@@ -96,3 +107,19 @@ def _get(session: Session, request: GetArticle, row: KbPortal) -> ArticleReply:
 
 async def get_article(service: Service, request: GetArticle) -> ArticleReply:
     return await service.read(_get, request, await portal(service, request.portal))
+
+
+def _list_categories(session: Session, request: ListCategories, row: KbPortal) -> CategoryList:
+    """Only categories with an article the reader may see: a category's name never hints at a hidden one."""
+    counts = session.exec(select(Article.category_id, func.count()).where(
+        Article.portal == row.slug, Article.status == "published", col(Article.category_id).is_not(None),
+        col(Article.visibility).in_(_visible(request.reader, row))).group_by(Article.category_id)).all()
+    found = dict(counts)
+    rows = session.exec(select(Category).where(Category.portal == row.slug, col(Category.id).in_(list(found)))).all()
+    categories = [CategorySummary(slug=c.slug, name=c.name, articles=found[c.id]) for c in rows]
+    return CategoryList(categories=sorted(categories, key=lambda c: (c.name.lower(), c.slug)))
+
+
+async def list_categories(service: Service, request: ListCategories) -> CategoryList:
+    """The categories holding a published article the reader may see, by name, with how many."""
+    return await service.read(_list_categories, request, await portal(service, request.portal))

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from contracts.errors import ErrorCode, ServiceError
@@ -12,6 +13,7 @@ from contracts.kb import (
     RenderedView,
     SaveThemeDraft,
     ThemeAction,
+    ThemeInput,
     ThemeReply,
     ThemeState,
     ViewTheme,
@@ -22,7 +24,7 @@ from services.kb.portals import admin_portal, portal
 from services.runtime.service import Service
 
 DEFAULT_THEME: dict[str, Any] = {"name": "Portico", "version": domain.THEME_VERSION, "views": {
-    view: ViewTheme(colours={"primary": "#2a5bd7", "text": "#1f2328", "background": "#ffffff"}).model_dump()
+    view: ViewTheme(colours={k: domain.PORTAL_COLOURS[k] for k in ("primary", "text", "background")}).model_dump()
     for view in domain.VIEWS_NEEDING}}
 
 
@@ -40,10 +42,22 @@ def render(theme: dict[str, Any] | None) -> ThemeState | None:
     return ThemeState(name=theme["name"], version=theme["version"], views=views, upgrade_needed=needing)
 
 
+def source(theme: dict[str, Any] | None) -> ThemeInput | None:
+    """A stored theme as it was saved, for the editor; None for one saved in a shape no longer accepted."""
+    if theme is None:
+        return None
+    try:
+        return ThemeInput.model_validate(theme)
+    except ValidationError:
+        return None
+
+
 def _reply(slug: str, row: Theme | None) -> ThemeReply:
-    return ThemeReply(portal=slug, draft=render(row.draft if row else None),
-                      published=render(row.published if row and row.published else DEFAULT_THEME),
-                      required_version=domain.THEME_VERSION)
+    published = row.published if row and row.published else DEFAULT_THEME
+    draft = row.draft if row else None
+    return ThemeReply(portal=slug, draft=render(draft), published=render(published),
+                      required_version=domain.THEME_VERSION, draft_source=source(draft),
+                      published_source=source(published), colour_defaults=dict(domain.PORTAL_COLOURS))
 
 
 async def get(service: Service, request: ThemeAction) -> ThemeReply:
@@ -53,8 +67,9 @@ async def get(service: Service, request: ThemeAction) -> ThemeReply:
 
 async def save_draft(service: Service, request: SaveThemeDraft) -> ThemeReply:
     found = await admin_portal(service, request.actor, request.portal)
-    for view in request.theme.views.values():  # refuse what would not render, before storing it
+    for name, view in request.theme.views.items():  # refuse what would not render, before storing it
         domain.check_colours(view.colours)
+        domain.check_contrast(view.colours, f"views.{name}.colours")
         domain.check_logo(view.logo_url)
         domain.sanitise_css(view.custom_css)
         domain.render_markdown(view.header, "header", ErrorCode.invalid_setting)
@@ -84,6 +99,8 @@ async def publish(service: Service, request: ThemeAction) -> ThemeReply:
         row = session.get(Theme, found.slug)
         if row is None or row.draft is None:
             raise ServiceError(ErrorCode.not_found, "There is no draft theme to publish.")
+        for name, view in row.draft["views"].items():  # a draft saved before the contrast rule
+            domain.check_contrast(ViewTheme.model_validate(view).colours, f"views.{name}.colours")
         row.published = dict(row.draft)
         row.updated_at = datetime.now(UTC)
         session.add(row)

@@ -1,6 +1,7 @@
 """Operators and admins: failed notifications and retrying them; channel webhooks."""
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -17,30 +18,57 @@ from contracts.notifications import (
     RetryNotification,
     SetChannelWebhook,
 )
+from contracts.rpc import Actor
 from services.notifications.models import ChannelWebhook as WebhookRow
-from services.notifications.models import Notification
+from services.notifications.models import Customer, Notification
 from services.runtime.service import Service
 
 
-def view(notification: Notification) -> NotificationView:
+def view(notification: Notification, recipient: str | None = None) -> NotificationView:
+    """`recipient`: the customer's address where the notification names the customer, not the address."""
     return NotificationView(
         id=notification.id, kind=notification.kind, status=notification.status,  # type: ignore[arg-type]
         channel=notification.channel, conversation_id=notification.conversation_id,
         cause_event_id=notification.cause_event_id, attempts=notification.attempts,
-        last_error=notification.last_error, created_at=notification.created_at, sent_at=notification.sent_at)
+        last_error=notification.last_error, created_at=notification.created_at, sent_at=notification.sent_at,
+        portal=notification.portal, purpose=notification.purpose,
+        recipient=notification.recipient_email or recipient)
+
+
+def addresses(session: Session, notifications: Sequence[Notification]) -> dict[str, str]:
+    """E-mail addresses of the customers the notifications go to, by customer id."""
+    wanted = {n.recipient_id for n in notifications if n.recipient_id and not n.recipient_email}
+    if not wanted:
+        return {}
+    return {c.id: c.email for c in session.exec(select(Customer).where(col(Customer.id).in_(wanted))).all()}
+
+
+def _operator_or_admin(actor: Actor | None) -> str | None:
+    """The organisation an admin may see (None: the operator, who sees every organisation's)."""
+    if actor is None:
+        return None
+    if not roles.can_administer(actor.role):
+        raise ServiceError(ErrorCode.forbidden, "Only admins (or an org.admin API key) see notifications.")
+    return actor.org_id
 
 
 def list_notifications(session: Session, request: ListNotifications) -> NotificationList:
-    rows = session.exec(select(Notification).where(Notification.status == request.status)
-                        .order_by(col(Notification.created_at).desc()).limit(request.limit)).all()
-    return NotificationList(notifications=[view(n) for n in rows])
+    query = select(Notification).where(Notification.status == request.status)
+    org_id = _operator_or_admin(request.actor)
+    if org_id is not None:
+        query = query.where(Notification.org_id == org_id)
+    rows = session.exec(query.order_by(col(Notification.created_at).desc()).limit(request.limit)).all()
+    known = addresses(session, rows)
+    return NotificationList(notifications=[view(n, known.get(n.recipient_id or "")) for n in rows])
 
 
 async def retry(service: Service, request: RetryNotification) -> NotificationRetried:
     """A failed notification goes back in the queue with a fresh count of tries, and is tried at once."""
+    org_id = _operator_or_admin(request.actor)
+
     def requeue(session: Session) -> None:
         notification = session.get(Notification, request.notification_id)
-        if notification is None:
+        if notification is None or (org_id is not None and notification.org_id != org_id):
             raise ServiceError(ErrorCode.not_found, "No such notification.")
         if notification.status != "failed":
             raise ServiceError(ErrorCode.conflict, f"Only failed notifications are retried; this one is "
@@ -51,8 +79,12 @@ async def retry(service: Service, request: RetryNotification) -> NotificationRet
 
     await service.transaction(requeue)
     await service.resources["sender"].deliver(request.notification_id)
-    notification = await service.read(lambda session: session.get(Notification, request.notification_id))
-    return NotificationRetried(notification=view(notification))
+    def read(session: Session) -> NotificationView:
+        notification = session.get(Notification, request.notification_id)
+        assert notification is not None  # notifications are never deleted
+        return view(notification, addresses(session, [notification]).get(notification.recipient_id or ""))
+
+    return NotificationRetried(notification=await service.read(read))
 
 
 def set_webhook(settings_env: str, session: Session, request: SetChannelWebhook) -> ChannelWebhook:

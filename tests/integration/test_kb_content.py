@@ -429,8 +429,29 @@ async def test_bad_colours_and_logos_are_refused(demo: Demo):
     assert failures == [], "\n".join(map(str, failures))
     assert (await demo.admin.get(THEME)).json()["draft"] is None  # nothing stored
     for logo in ("https://cdn.example.com/logo.png", "/static/logo.png", None):
-        ok = await save_draft(demo, theme(home=view(logo_url=logo, colours={"primary": "#AbCdEf", "bg_2": "#000000"})))
+        ok = await save_draft(demo, theme(home=view(logo_url=logo, colours={"primary": "#1A2b3C", "bg_2": "#000000"})))
         assert ok.status_code == 200, (logo, ok.text)
+
+
+async def test_a_theme_whose_words_fail_wcag_aa_contrast_is_refused_and_nothing_stored(demo: Demo):
+    """WCAG 2.1 AA (1.4.3): words need a contrast ratio of 4.5:1 with what is behind them. #767676 on white is
+    4.54:1, #777777 is 4.47:1; a colour the theme leaves out is checked as the stylesheet's default."""
+    readable = theme("Readable", **{v: view(colours={"text": "#767676", "background": "#ffffff",
+                                                      "surface": "#ffffff"}) for v in VIEWS})
+    saved = await save_draft(demo, readable)
+    assert saved.status_code == 200, saved.text
+    for colours, named in (({"text": "#777777", "background": "#ffffff", "surface": "#ffffff"},
+                            ["text #777777 on background #ffffff", "4.47:1"]),
+                           ({"background": "#1f2328"}, ["text #1f2328 on background #1f2328", "1.00:1"]),
+                           ({"primary": "#ffcc00"}, ["on_primary #ffffff on primary #ffcc00",
+                                                     "primary #ffcc00 on background #ffffff (links)"])):
+        refused = await save_draft(demo, theme("Unreadable", article=view(colours=colours)))
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["error"] == "invalid_setting" and body["message"].startswith("views.article.colours: ")
+        assert all(part in body["message"] for part in [*named, "4.5:1"]), body["message"]
+    assert (await demo.admin.get(THEME)).json()["draft"]["name"] == "Readable"  # nothing stored
+    assert (await demo.admin.post(f"{THEME}/publish")).status_code == 200
 
 
 async def test_a_backslash_logo_path_does_not_escape_to_another_host(demo: Demo):

@@ -322,3 +322,33 @@ async def test_publish_edit_unpublish_delete_take_effect_at_once_with_revisions_
     assert all(e.aggregate_id == article_id and e.data["portal"] == "demo" for e in downs)
     await visitor.aclose()
     await agent.aclose()
+
+
+async def test_categories_name_only_what_the_reader_may_see(demo):
+    """`GET .../kb/categories` lists a category only where the reader may see one of its published articles,
+    with how many: an internal-only or draft-only category is not hinted at."""
+    for slug, category, visibility, published in (
+            ("invoice-copy", "billing", "public", True), ("refund-times", "billing", "public", True),
+            ("goodwill", "billing", "internal", True), ("escalations", "playbooks", "internal", True),
+            ("launch-faq", "launch", "public", False), ("uncategorised", None, "public", True)):
+        response = await demo.admin.post(ADMIN_ARTICLES, json={
+            "title": slug.replace("-", " ").title(), "slug": slug, "body": "Text.", "category": category,
+            "visibility": visibility, "published": published})
+        assert response.status_code == 201, response.text
+    await switch(demo.admin, portal_for_agents=True, internal_kb=True, show_only_internal=False)
+    agent = await demo.staff("agent@demo.example.com", "agent")
+    visitor = demo.browser()
+    shelves = "/api/v1/portals/demo/kb/categories"
+
+    def listed(response: httpx.Response) -> list[tuple[str, str, int]]:
+        assert response.status_code == 200, response.text
+        return [(c["slug"], c["name"], c["articles"]) for c in response.json()["categories"]]
+
+    assert listed(await visitor.get(shelves)) == [("billing", "Billing", 2)]
+    assert listed(await agent.get(shelves)) == [("billing", "Billing", 3), ("playbooks", "Playbooks", 1)]
+    await switch(demo.admin, show_only_internal=True)
+    assert listed(await agent.get(shelves)) == [("billing", "Billing", 1), ("playbooks", "Playbooks", 1)]
+    assert listed(await visitor.get(shelves)) == [("billing", "Billing", 2)]
+    assert (await visitor.get("/api/v1/portals/nope/kb/categories")).status_code == 404
+    await visitor.aclose()
+    await agent.aclose()

@@ -8,9 +8,11 @@ from services.runtime.db import make_engine
 from services.runtime.migrations import downgrade, upgrade
 
 EXPECTED = {
-    "auth": {"orgs", "portals", "portal_secrets", "users", "api_keys", "access_codes", "outbox", "inbox"},
+    "auth": {"orgs", "portals", "portal_secrets", "users", "api_keys", "access_codes", "staff_sessions", "outbox",
+             "inbox"},
     "conversations": {"customers", "outbox", "inbox", "portal_settings", "conversations", "conversation_viewers",
-                      "messages", "attachments", "idempotency_keys", "channel_secrets", "inbound_receipts"},
+                      "messages", "attachments", "idempotency_keys", "channel_secrets", "inbound_receipts",
+                      "staff_reads"},
     "notifications": {"outbox", "inbox", "customer_addresses", "conversation_addresses", "participants", "notifications",
                       "thread_messages", "channel_webhooks", "received_emails"},
     "kb": {"outbox", "inbox", "kb_portals", "categories", "articles", "article_revisions", "themes"},

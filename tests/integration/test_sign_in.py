@@ -267,7 +267,11 @@ async def test_disabled_sso_and_unknown_portal(demo):
 async def test_session_lifetime_is_at_least_an_hour(demo):
     gw, secret = demo["gateway"], demo["secret"]
     for bad in ({"session_lifetime_hours": 0}, {"idle_timeout_minutes": 1}, {"sso_token_max_age_minutes": 90},
-                {"custom_sign_on_redirect_uri": "http://evil.example.com/login"}):
+                {"custom_sign_on_redirect_uri": "http://evil.example.com/login"},
+                # the host is compared whole: a look-alike of localhost is somebody else's site
+                {"custom_sign_on_redirect_uri": "http://localhost.evil.example/login"},
+                {"custom_sign_on_redirect_uri": "http://localhost@evil.example/login"},
+                {"custom_sign_on_redirect_uri": "https:///login"}):
         response = await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json=bad)
         assert response.status_code == 422 and response.json()["error"] == "invalid_setting", bad
     unknown = await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"colour": "red"})
@@ -435,7 +439,7 @@ async def test_login_page_when_custom_sign_on_is_off(demo):
     gw = demo["gateway"]
     await gw.client.patch("/api/v1/admin/portals/demo/settings", headers=ADMIN, json={"custom_sign_on_enabled": False})
     page = await gw.client.get("/portals/demo/login")
-    assert page.status_code == 200 and "Sign in to demo" in page.text
+    assert page.status_code == 200 and "<h1 id=\"sign-in-title\">Log in</h1>" in page.text and 'type="email"' in page.text
     missing = await gw.client.get("/portals/nope/login")
     assert missing.status_code == 404 and missing.json()["error"] == "unknown_portal"
 

@@ -280,7 +280,8 @@ async def test_custom_sign_on_refuses_dates_that_are_not_numbers(demo):
              ({"iat": now, "exp": False}, "invalid_claim")]
     for claims, code in cases:
         async with httpx.AsyncClient(base_url=gw.base_url) as browser:
-            started = await browser.get("/portals/demo/login")
+            # `referralUrl` starts custom sign-on at once (with other methods on, plain /login is the page).
+            started = await browser.get("/portals/demo/login", params={"referralUrl": "/portals/demo/"})
             tracking = parse_qs(urlsplit(started.headers["location"]).query)["trackingToken"][0]
             token = jwt.encode({"email": "dated@example.com", **claims}, secret, algorithm="HS256")
             back = await browser.get("/portals/demo/login", params={"externalToken": token, "trackingToken": tracking})

@@ -34,7 +34,7 @@ SETTINGS = Settings(env="dev")
 AGENT = Actor(org_id=ORG, role="agent", principal="user:" + "A" * 26)
 TABLES = [m.__table__ for m in (models.Customer, models.PortalConfig, models.Conversation, models.ConversationViewer,
                                 models.Message, models.Attachment, models.IdempotencyRecord, models.InboundReceipt,
-                                OutboxRecord)]
+                                models.StaffRead, OutboxRecord)]
 
 
 @pytest.fixture

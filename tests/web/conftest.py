@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Databases
 from tests.kit.browser import Chromium, chromium_missing
 from tests.kit.email import demo, settings, sink  # noqa: F401  (fixtures)
+from tests.kit.portal import company  # noqa: F401  (fixture: the company's own login page)
 
 
 @pytest.fixture

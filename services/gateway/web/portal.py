@@ -8,13 +8,14 @@ changes show on the pages within `PORTAL_TTL` seconds.
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from starlette.requests import Request
 
 from contracts import operations
 from contracts.conversations import GetPortalFeatures, PortalFeatures, Viewer
+from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import GetPortalAppearance, Reader, RenderedView, ThemeAction, ThemeState
 from contracts.roles import Permission, can
 from contracts.rpc import Actor, GetPortalInfo
@@ -22,6 +23,10 @@ from contracts.sessions import SessionRecord, session_key
 from services.gateway.auth import read_session
 
 PORTAL_TTL = 2.0
+# An editor's `?preview=draft` is remembered for an hour on this portal's pages, so following links keeps
+# the draft theme; `?preview=off` (the banner's "Stop previewing") ends it. Only editors are ever shown it.
+PREVIEW_COOKIE = "portico_preview"
+PREVIEW_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Portal:
     switches: dict[str, bool]
     features: PortalFeatures
     theme: ThemeState | None
+    preview: str = ""  # for an editor previewing: "draft" (the theme is the draft) or "no draft" (there is none)
 
     def view(self, name: str) -> RenderedView | None:
         """The theme of one view (`home`, `article`, `my_conversations`, `conversation_detail`)."""
@@ -81,13 +87,19 @@ class Visitor:
         return Actor(org_id=self.record.org_id, role=self.record.role or "", principal=f"user:{self.record.user_id}")
 
 
-_cache: dict[str, tuple[float, Portal]] = {}
+def _cache(app: object) -> dict[str, tuple[float, Portal]]:
+    """What this gateway app keeps (per app: two apps in one process, as in tests, never share a portal)."""
+    state = app.state  # type: ignore[attr-defined]
+    if not hasattr(state, "portal_pages"):
+        state.portal_pages = {}
+    return state.portal_pages
 
 
 async def load_portal(request: Request, slug: str) -> Portal:
     """The portal `slug` as its pages show it. Raises `ServiceError(unknown_portal)` (404) when there is none."""
     now = time.monotonic()
-    cached = _cache.get(slug)
+    kept = _cache(request.app)
+    cached = kept.get(slug)
     if cached and cached[0] > now:
         return cached[1]
     rpc = request.app.state.rpc
@@ -98,16 +110,16 @@ async def load_portal(request: Request, slug: str) -> Portal:
     portal = Portal(slug=info.slug, name=info.name, org_id=info.org_id, kb_id=info.kb_id,
                     sign_in_methods=list(info.sign_in_methods), switches=dict(appearance.switches),
                     features=features, theme=appearance.theme)
-    _cache[slug] = (now + PORTAL_TTL, portal)
+    kept[slug] = (now + PORTAL_TTL, portal)
     return portal
 
 
-def forget_portal(slug: str | None = None) -> None:
-    """Drop what is kept of one portal (or of all): the next page reads it afresh."""
+def forget_portal(app: object, slug: str | None = None) -> None:
+    """Drop what `app` keeps of one portal (or of all): the next page reads it afresh."""
     if slug is None:
-        _cache.clear()
+        _cache(app).clear()
     else:
-        _cache.pop(slug, None)
+        _cache(app).pop(slug, None)
 
 
 async def visitor_of(request: Request, portal: Portal) -> Visitor:
@@ -122,13 +134,29 @@ async def visitor_of(request: Request, portal: Portal) -> Visitor:
     return Visitor("nobody")
 
 
+def wants_preview(request: Request) -> bool:
+    """`?preview=draft`, or the preview cookie unless `?preview=off`."""
+    asked = request.query_params.get("preview")
+    if asked in ("draft", "off"):
+        return asked == "draft"
+    return request.cookies.get(PREVIEW_COOKIE) == "draft"
+
+
 async def page_portal(request: Request, slug: str) -> tuple[Portal, Visitor]:
-    """The portal and the visitor; with `?preview=draft`, an admin or content manager sees the draft theme."""
+    """The portal and the visitor; an admin or content manager previewing (`?preview=draft`, then the preview
+    cookie) sees the draft theme, or the published one while there is no draft. Anyone else: the published."""
+    # Where the page's live-update stream starts (base.html): taken before anything the page shows is read.
+    request.state.live_from = request.app.state.live.position
     portal = await load_portal(request, slug)
     visitor = await visitor_of(request, portal)
-    if request.query_params.get("preview") == "draft" and visitor.kind == "staff" and visitor.record \
+    if wants_preview(request) and visitor.kind == "staff" and visitor.record \
             and can(visitor.record.role, Permission.edit_articles):
-        draft = await request.app.state.rpc.call(operations.kb.preview_theme,
-                                                 ThemeAction(actor=visitor.actor(), portal=portal.slug))
-        portal = Portal(**{**portal.__dict__, "theme": draft})
+        try:
+            draft = await request.app.state.rpc.call(operations.kb.preview_theme,
+                                                     ThemeAction(actor=visitor.actor(), portal=portal.slug))
+        except ServiceError as error:
+            if error.code is not ErrorCode.not_found:
+                raise
+            draft = None
+        portal = replace(portal, theme=draft or portal.theme, preview="draft" if draft else "no draft")
     return portal, visitor
