@@ -82,3 +82,13 @@ async def serious_violations(page: Page) -> list[str]:
     results = await Axe().run(page)
     return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
             for v in results.response["violations"] if v.get("impact") in SERIOUS]
+
+
+async def checked(page: Page, name: str) -> None:
+    """The page as it is now: no serious or critical axe violation, fits 375 px without scrolling
+    sideways, and its screenshots saved (desktop and phone)."""
+    assert await serious_violations(page) == []
+    await page.set_viewport_size(PHONE)
+    assert await no_horizontal_scroll(page)
+    await page.set_viewport_size(DESKTOP)
+    await screenshots(page, name)

@@ -12,7 +12,7 @@ import importlib.util
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,8 +188,10 @@ class LinkGate:
 
 
 @pytest.fixture
-def link_gate() -> LinkGate:
-    return LinkGate()
+def link_gate() -> Iterator[LinkGate]:
+    gate = LinkGate()
+    yield gate
+    gate.open.set()  # a test that failed with the gate closed does not hold the service's stop
 
 
 @pytest.fixture

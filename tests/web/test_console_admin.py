@@ -5,23 +5,14 @@ who may open the admin pages. Secrets, API keys and staff: test_console_admin_ac
 
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
+from tests.kit.browser import checked, serious_violations
 from tests.helpers import table_counts
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
 from tests.kit.console import admin_browser, browser_with_cookies, sign_in_staff
 from tests.kit.conversations import start
 
 SETTINGS = "/admin/portals/demo/settings"
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
 
 
 async def test_an_admin_turns_reopening_off_and_the_customer_portal_stops_offering_it(demo, chromium) -> None:

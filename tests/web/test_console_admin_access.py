@@ -6,20 +6,11 @@ once), sign in, get a new role and are disabled; the organisation keeps an enabl
 import re
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
+from tests.kit.browser import checked, serious_violations
 from tests.kit.console import DEMO_ADMIN as ADMIN_EMAIL, admin_browser, sign_in_staff
 from tests.kit.sign_in import SSO, sign
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
 
 
 async def sso(demo, secret: str, email: str = "rotated@example.com") -> int:  # type: ignore[no-untyped-def]

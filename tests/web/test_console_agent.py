@@ -10,21 +10,12 @@ import httpx
 from playwright.async_api import Page, expect
 
 from contracts.sessions import SESSION_COOKIE
+from tests.kit.browser import checked, screenshots, serious_violations
 from tests.fixtures.files import sample
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
 from tests.kit.console import staff_browser
 from tests.kit.conversations import start
 
 CONVERSATION_URL = re.compile(r"/agent/conversations/([0-9A-Z]{26})(#.*)?$")
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
 
 
 async def customer_page(chromium, demo, client: httpx.AsyncClient | None = None) -> Page:  # type: ignore[no-untyped-def]

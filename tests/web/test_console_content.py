@@ -10,7 +10,7 @@ import re
 from playwright.async_api import Page, expect
 
 from contracts.sessions import SESSION_COOKIE
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
+from tests.kit.browser import checked, no_horizontal_scroll, screenshots, serious_violations
 from tests.kit.console import sign_in_staff
 
 ARTICLES = "/api/v1/admin/portals/demo/kb/articles"
@@ -18,15 +18,6 @@ THEME = "/api/v1/admin/portals/demo/theme"
 BODY = ("To pair the **thermostat** with the app, hold the *pairing* button for five seconds.\n\n"
         "<script>window.__owned = 1</script>\n\n<img src=x onerror=\"window.__owned = 2\">\n\n"
         "[Open the manual](javascript:window.__owned=3)")
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
 
 
 async def checked_with_javascript(chromium, demo, page: Page, name: str) -> None:  # type: ignore[no-untyped-def]

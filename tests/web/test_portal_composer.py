@@ -52,10 +52,6 @@ async def signed_in(chromium, demo, **options) -> Page:  # type: ignore[no-untyp
     return page
 
 
-
-
-
-
 def as_files(case: Case) -> list[dict]:
     return [{"name": name, "mimeType": "application/octet-stream", "buffer": data} for name, data in case.files]
 

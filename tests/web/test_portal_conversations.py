@@ -7,9 +7,9 @@ import re
 
 from playwright.async_api import Page, expect
 
+from tests.kit.browser import checked, screenshots
 from tests.fixtures.files import sample
 from tests.helpers import wait_until
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
 from tests.kit.conversations import closed_days_ago, start
 from tests.kit.email import answer
 from tests.kit.portal import signed_in
@@ -17,21 +17,10 @@ from tests.kit.portal import signed_in
 CONVERSATION_URL = re.compile(r"/portals/demo/conversations/([0-9A-Z]{26})(#.*)?$")
 
 
-
-
 def conversation_id(page: Page) -> str:
     found = CONVERSATION_URL.search(page.url)
     assert found, page.url
     return found.group(1)
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
 
 
 async def test_start_a_conversation_with_a_file_then_see_it_listed_and_answered(demo, chromium) -> None:

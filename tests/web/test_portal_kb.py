@@ -11,34 +11,7 @@ import re
 from playwright.async_api import Page, expect
 
 from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
-from tests.kit.portal import inert, INTERNAL, library, sign_in_customer, sign_in_staff, write
-
-ADMIN_ARTICLES = "/api/v1/admin/portals/demo/kb/articles"
-SWITCHES = "/api/v1/admin/portals/demo/kb/settings"
-STAFF_PASSWORD = "a-long-staff-password"
-
-
-
-
-
-
-
-
-LIBRARY = [
-    ("Reset your password", "account", "public",
-     "Forgot your password? Open the sign-in page, choose **Forgot password** and follow the link we e-mail "
-     "you. The link works for 30 minutes.\n\n1. Open the sign-in page\n2. Choose *Forgot password*\n"
-     "3. Follow the link in the e-mail"),
-    ("Change the e-mail address of your account", "account", "public",
-     "Go to **Settings → Profile**, enter the new address and confirm it from the e-mail we send there."),
-    ("Where is my invoice?", "billing", "public", "Invoices are in **Billing → Invoices** as PDF."),
-    ("Refunds: how long do they take?", "billing", "public",
-     "Refunds reach your card within 5 to 10 business days after we confirm them."),
-    ("Internal: issuing a goodwill credit", "billing", "internal",
-     "Agents may credit up to 20 EUR without approval. Add an internal note with the reason."),
-]
-
-
+from tests.kit.portal import ADMIN_ARTICLES, inert, INTERNAL, library, SWITCHES, sign_in_customer, sign_in_staff, write
 
 
 def titles(page: Page):  # type: ignore[no-untyped-def]
@@ -212,8 +185,6 @@ ACTIVE = """() => [...document.querySelectorAll('*')].flatMap(e => [...e.attribu
     .filter(a => a.name.startsWith('on') || /^\\s*(javascript|vbscript|data:text)/i.test(a.value))
     .map(a => e.tagName + ' ' + a.name + '=' + a.value))"""
 SCRIPTS = "() => [...document.scripts].map(s => s.getAttribute('src') || 'inline: ' + s.textContent)"
-
-
 
 
 async def test_article_content_never_runs_script(demo, chromium) -> None:

@@ -77,10 +77,6 @@ ACTIVE = """() => {
 }"""
 
 
-
-
-
-
 async def inert(page: Page, watch: Watch) -> None:
     assert await page.evaluate("typeof window.__xss") == "undefined", page.url
     assert watch.dialogs == [], page.url

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from contracts.sessions import SESSION_COOKIE
 from services.runtime.db import make_engine
+from tests.kit.browser import checked, serious_violations
 from tests.helpers import settled_counts, table_counts, wait_until
-from tests.kit.browser import no_horizontal_scroll, screenshots, serious_violations
 from tests.kit.sign_in import sign
 from tests.kit.portal import code_for, set_portal
 
@@ -24,17 +24,6 @@ LOGIN = "/portals/demo/login"
 NEXT = "/portals/demo/conversations"
 VERIFY = "/api/v1/portals/demo/session/email/verify"
 SERVICES = ("auth", "conversations", "notifications", "kb")
-
-
-async def checked(page: Page, name: str) -> None:
-    """No serious accessibility violation, fits a phone's width, screenshots saved."""
-    assert await serious_violations(page) == []
-    await page.set_viewport_size({"width": 375, "height": 740})
-    assert await no_horizontal_scroll(page)
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await screenshots(page, name)
-
-
 
 
 async def session_of(page: Page) -> dict:
@@ -48,8 +37,6 @@ async def ask_for_code(page: Page, address: str) -> None:
     await page.get_by_label("E-mail address").fill(address)
     await page.get_by_role("button", name="Continue", exact=True).click()
     await expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
-
-
 
 
 # -- e-mail code ------------------------------------------------------------------------------------
@@ -221,7 +208,6 @@ async def test_email_code_by_keyboard_only(demo, sink, chromium) -> None:
 
 
 # -- custom sign-on -----------------------------------------------------------------------------------
-
 
 
 async def test_custom_sign_on_through_the_company_login_page(demo, company, chromium) -> None:

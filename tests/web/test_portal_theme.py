@@ -31,10 +31,6 @@ def hex_of(css: str) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-
-
-
-
 async def looks(page: Page, text: str, background: str) -> None:
     body = page.locator("body")
     await expect(body).to_have_css("color", rgb(text))
