@@ -195,6 +195,9 @@ class RotateSecret(Request):
     portal: str = Field(min_length=1, max_length=100)
     grace_minutes: int = Field(default=60, ge=0, le=60 * 24 * 30,
                                description="How long the current secrets keep working beside the new one.")
+    replaces: str | None = Field(default=None, max_length=100, description=(
+        "The key id of the newest secret as the admin last saw it. When another secret was made since, "
+        "the rotation is refused (`409 conflict`): a form sent twice makes one new secret, not two."))
 
 
 class NewSecret(Reply):

@@ -80,6 +80,11 @@ async def update_portal_settings(service: Service, request: UpdatePortalSettings
 def rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
     """A new secret, accepted at once; the current ones keep working for the grace period, then stop."""
     portal = portals.admin_portal(session, request.actor, request.portal)
+    if request.replaces is not None:
+        live = portals.live_secrets(session, portal)
+        if live and live[0].kid != request.replaces:
+            raise ServiceError(ErrorCode.conflict, f"A newer secret ('{live[0].kid}') was made after '{request.replaces}'; "
+                                                   "nothing was changed.")
     key, retire_at = portals.rotate_secret(session, portal, timedelta(minutes=request.grace_minutes))
     return NewSecret(kid=key.kid, secret=key.secret, previous_retire_at=retire_at.isoformat())
 

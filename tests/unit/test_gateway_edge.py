@@ -77,3 +77,16 @@ async def test_only_same_origin_writes_pass_the_cross_site_guard(method, headers
 
     guard = CrossSiteGuard(app, public_url="https://portal.example.org/")
     assert await answer(guard, method, headers) == status
+
+
+def test_the_way_back_after_sign_in_stays_on_the_portal_or_console_even_through_dots() -> None:
+    from services.gateway.web.console.staff import safe_staff_next
+    from services.gateway.web.pages import safe_next
+
+    assert safe_next("demo", "/portals/demo/conversations/01X?q=a..b") == "/portals/demo/conversations/01X?q=a..b"
+    for away in ("/portals/demo/../../agent/", "/portals/demo/%2e%2e/other/", "/portals/demo/./../x",
+                 "//evil.example", "/portals/other/", "https://evil.example/portals/demo/"):
+        assert safe_next("demo", away) == "/portals/demo/", away
+    assert safe_staff_next("/admin/staff") == "/admin/staff"
+    for away in ("/agent/../portals/demo/", "/admin/%2E%2E/portals/x/", "//evil.example/agent/"):
+        assert safe_staff_next(away) == "/agent/", away

@@ -139,3 +139,19 @@ async def test_staff_are_added_with_a_role_changed_and_disabled(demo, chromium) 
     await page.get_by_role("button", name=f"Disable {ADMIN_EMAIL}").click()
     await expect(page.locator(f"#staff-{me['id']}-error")).to_contain_text("needs an enabled admin")
     assert await serious_violations(page) == []
+
+
+async def test_a_rotation_form_sent_twice_makes_one_new_secret(demo, chromium) -> None:
+    """A reload of the page that shows a new secret sends its form again: refused, nothing more made, so
+    the secret the admin was just shown stays the newest."""
+    before = len((await demo.admin.get("/api/v1/admin/portals/demo")).json()["secrets"])
+    page = await admin_browser(chromium, demo, next_path="/admin/portals/demo/secrets")
+    form = {"grace_minutes": "60", "replaces": await page.locator("input[name=replaces]").input_value()}
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    async with httpx.AsyncClient(base_url=demo.base_url, cookies=cookies, headers={"Accept": "text/html"}) as admin:
+        first = await admin.post("/admin/portals/demo/secrets", data=form)
+        again = await admin.post("/admin/portals/demo/secrets", data=form)
+    assert first.status_code == 200 and 'id="new-secret-value"' in first.text
+    assert again.status_code == 409 and "already sent" in again.text and 'id="new-secret-value"' not in again.text
+    secrets = (await demo.admin.get("/api/v1/admin/portals/demo")).json()["secrets"]
+    assert len(secrets) == before + 1

@@ -307,7 +307,9 @@ async def test_what_the_address_bar_and_the_sign_in_forms_echo_is_text(demo, chr
 
 OFF_SITE = ["https://evil.example", "//evil.example", "/\\evil.example"]
 MORE_OFF_SITE = [*OFF_SITE, "https:evil.example", "\\\\evil.example", "/\t/evil.example", " //evil.example",
-                 "http://127.0.0.1:1/portals/demo/", "/portals/demo@evil.example"]
+                 "http://127.0.0.1:1/portals/demo/", "/portals/demo@evil.example",
+                 # same site, but out of this portal once the browser resolves the dots
+                 "/portals/demo/../../agent/", "/portals/demo/%2e%2e/other/"]
 
 
 async def test_signing_in_never_sends_the_browser_to_another_site(demo, sink, company, chromium) -> None:

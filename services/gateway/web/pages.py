@@ -2,7 +2,7 @@
 service's refusal into a page (or a redirect to sign in)."""
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -49,9 +49,15 @@ def safe_next(portal: str, value: str | None) -> str:
     if not value or len(value) > 2000 or "\\" in value or any(ord(c) < 33 for c in value):
         return home
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not parts.path.startswith(f"/portals/{portal}/"):
+    if parts.scheme or parts.netloc or not parts.path.startswith(f"/portals/{portal}/") or climbs(parts.path):
         return home
     return value
+
+
+def climbs(path: str) -> bool:
+    """Whether `path` has a `.` or `..` segment (also percent-encoded), which a browser resolves before
+    following it: `/portals/demo/../../agent/` is not a path of portal demo (RFC 3986 §5.2.4)."""
+    return any(segment in (".", "..") for segment in unquote(path).split("/"))
 
 
 def login_url(portal: str, next_path: str) -> str:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from contracts import operations
-from contracts.errors import ServiceError
+from contracts.errors import ErrorCode, ServiceError
 from contracts.roles import Permission
 from contracts.rpc import GetPortal, NewSecret, PortalView, RevokeSecret, RotateSecret
 from services.gateway.web.console.admin_settings_forms import WHOLE
@@ -31,6 +31,8 @@ router = APIRouter(include_in_schema=False)
 PortalSlug = Path(min_length=1, max_length=100)
 Kid = Path(min_length=1, max_length=40)
 GRACE_WORDS = _("Enter a whole number of minutes from 0 to 43200 (30 days).")
+SENT_TWICE = _("This form was already sent: a new secret was made after this page was shown, and nothing "
+               "more was changed. If you did not copy that secret, make another one.")
 
 
 @router.get("/admin/portals/{portal}/secrets", response_class=HTMLResponse)
@@ -42,21 +44,23 @@ async def secrets_page(request: Request, portal: str = PortalSlug) -> Response:
 
 @router.post("/admin/portals/{portal}/secrets", response_class=HTMLResponse)
 async def rotate(request: Request, portal: str = PortalSlug,
-                 grace_minutes: str = Form(default="", max_length=20)) -> Response:
+                 grace_minutes: str = Form(default="", max_length=20),
+                 replaces: str | None = Form(default=None, max_length=100)) -> Response:
     staff = await require_staff(request, Permission.administer)
     typed = grace_minutes.strip()
     try:
         if not WHOLE.fullmatch(typed):
             raise ValueError(typed)
-        ask = RotateSecret(actor=staff.actor, portal=portal, grace_minutes=int(typed))
+        ask = RotateSecret(actor=staff.actor, portal=portal, grace_minutes=int(typed), replaces=replaces or None)
     except (ValueError, ValidationError):
         return await _render(request, staff, portal, grace=grace_minutes, status=422,
                              errors={"grace_minutes": gettext(request, GRACE_WORDS)})
     try:
         created = await request.app.state.rpc.call(operations.auth.rotate_secret, ask)
     except ServiceError as error:
+        words = gettext(request, SENT_TWICE) if error.code is ErrorCode.conflict else say(request, error)
         return await _render(request, staff, portal, grace=grace_minutes, status=error.status,
-                             errors={"grace_minutes": say(request, error)})
+                             errors={"grace_minutes": words})
     return await _render(request, staff, portal, created=created)
 
 
@@ -105,4 +109,5 @@ async def _render(request: Request, staff: Staff, portal: str, *, created: NewSe
                       slug=portal, portal_name=view.name, kb_id=view.kb_id, secrets=_secrets(view),
                       kustomer_url=f"{str(request.base_url).rstrip('/')}/v1/auth/kb/{view.kb_id}/settings",
                       created=created, retire_at=retire_at, notice=notice, v={"grace_minutes": grace},
-                      errors=errors, summary=summary, part="secrets")
+                      errors=errors, summary=summary, part="secrets",
+                      newest_kid=next((s["kid"] for s in reversed(view.secrets) if s.get("live")), None))

@@ -19,6 +19,7 @@ from contracts.roles import Permission, can
 from contracts.rpc import Actor
 from contracts.sessions import SessionRecord
 from services.gateway.auth import read_session
+from services.gateway.web.pages import climbs
 from services.gateway.web.rendering import gettext, render
 from services.gateway.web.words import say
 
@@ -78,7 +79,8 @@ def safe_staff_next(value: str | None) -> str:
     if not value or len(value) > 2000 or "\\" in value or any(ord(c) < 33 for c in value):
         return "/agent/"
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not (parts.path.startswith("/agent/") or parts.path.startswith("/admin/")):
+    if parts.scheme or parts.netloc or climbs(parts.path) \
+            or not (parts.path.startswith("/agent/") or parts.path.startswith("/admin/")):
         return "/agent/"
     return value
 
