@@ -7,18 +7,13 @@ notice is about something that happened later, nothing came before it.
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
-import uvicorn
 
 from services.gateway.web import routes_events
-from services.runtime.nats import free_port
 from tests.helpers import wait_until
 from tests.kit.conversations import make_demo, start
-from tests.kit.live import LIVE, Stream
+from tests.kit.live import LIVE, Stream, another_gateway, healthy
 
 SECRET_TEXT = "the answer text zebra-quokka"
 
@@ -38,28 +33,6 @@ async def answer(demo, cid: str, body: str = SECRET_TEXT, **extra: object) -> di
     return response.json()
 
 
-@asynccontextmanager
-async def another_gateway(settings) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    """A second replica of the gateway on its own port, on the same NATS."""
-    from services.gateway.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, timeout=10)
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        await wait_until(lambda: _healthy(client), timeout=15)
-    try:
-        yield base_url
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _healthy(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/healthz")).status_code == 200
 
 
 async def test_an_agent_answer_tells_the_customer_which_conversation_changed_and_nothing_more(demo) -> None:
@@ -169,7 +142,7 @@ async def test_an_open_stream_outlives_a_nats_restart(demo, nats_server) -> None
         cid = await stream.start()
         nats_server.stop()
         nats_server.start()
-        await wait_until(lambda: _healthy(demo.agent), timeout=30)
+        await wait_until(lambda: healthy(demo.agent), timeout=30)
         # The answer is kept in the outbox until NATS is back; the feed picks up after the last event it read.
         await answer(demo, cid)
         _, data = await stream.notice(timeout=30)

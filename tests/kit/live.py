@@ -3,9 +3,14 @@ live updates (tests/integration/test_portal_events.py, tests/web/test_portal_liv
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
+import uvicorn
 
+from services.runtime.nats import free_port
+from tests.helpers import wait_until
 from tests.kit.conversations import start
 
 LIVE = "/api/v1/portals/demo/events"
@@ -70,3 +75,27 @@ class Stream:
         notices = [(await self.notice())[1] for _ in range(2)]
         assert [(n["conversation_id"], n["kind"]) for n in notices] == [(cid, "created"), (cid, "message")]
         return cid
+
+
+@asynccontextmanager
+async def another_gateway(settings) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A second replica of the gateway on its own port, on the same NATS; yields its base URL."""
+    from services.gateway.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="on", proxy_headers=False))
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, timeout=10)
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        await wait_until(lambda: healthy(client), timeout=15)
+    try:
+        yield base_url
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def healthy(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/healthz")).status_code == 200

@@ -7,27 +7,23 @@ Portico runs on `http://127.0.0.1:<port>`; the sites on `http://localhost:<port>
 another site for the browser, and the widget's frame is a third-party frame there.
 """
 
-import asyncio
 import importlib.util
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
-import uvicorn
 from playwright.async_api import Frame, FrameLocator, Page, async_playwright
 
 from services.runtime.nats import free_port
-from tests.helpers import wait_until
 from tests.kit.browser import CHROMIUM, CHROMIUM_ARGS, Chromium, chromium_missing
+from tests.kit.live import another_gateway  # noqa: F401  (the widget tests take it from here)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "widget" / "company.py"
 PANEL = "#portico-chat-frame"
@@ -208,25 +204,3 @@ async def stack(settings, start_service, link_gate, monkeypatch):  # type: ignor
             (("auth", auth), ("conversations", conversations), ("notifications", notifications), ("kb", kb))}
 
 
-@asynccontextmanager
-async def another_gateway(settings) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    """A second replica of the gateway on its own port, on the same NATS; yields its base URL."""
-    from services.gateway.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on", proxy_headers=False))
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, timeout=10)
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        await wait_until(lambda: _healthy(client), timeout=15)
-    try:
-        yield base_url
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _healthy(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/healthz")).status_code == 200
