@@ -1,4 +1,5 @@
-"""`portico`: the operator's command line (dev runner, migrations, seed, dead letters, replay, AsyncAPI)."""
+"""`portico`: the operator's command line (dev runner, migrations, seed, dead letters, event logs, replay,
+health checks, status, AsyncAPI)."""
 
 import asyncio
 import importlib
@@ -32,6 +33,9 @@ app.add_typer(dlq_app, name="dlq")
 notifications_app = typer.Typer(help="E-mails and webhooks to customers: failed ones, retrying them.",
                                 no_args_is_help=True)
 app.add_typer(notifications_app, name="notifications")
+events_app = typer.Typer(help="Event logs: a stream written out as JSON lines, and read back into a test server.",
+                         no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 
 def _service_module(service: str, module: str = "app"):  # type: ignore[no-untyped-def]
@@ -256,7 +260,7 @@ async def _connect(nats_url: str):  # type: ignore[no-untyped-def]
 
     try:
         return await asyncio.wait_for(
-            nats.connect(nats_url, connect_timeout=NATS_CONNECT_TIMEOUT, allow_reconnect=False,
+            nats.connect(nats_url.split(","), connect_timeout=NATS_CONNECT_TIMEOUT, allow_reconnect=False,
                          max_reconnect_attempts=1, reconnect_time_wait=0.1, error_cb=quiet),
             timeout=NATS_CONNECT_BUDGET)
     except Exception as exc:
@@ -389,6 +393,185 @@ def replay(service: str, rebuild: bool = typer.Option(
             await svc.broker.stop()
 
     typer.echo(f"{service}: {asyncio.run(run())} events applied")
+
+
+# Seconds `portico health` waits for an answer (a container health check or probe gives it about 5 s).
+HEALTH_TIMEOUT = 2.0
+
+
+@app.command()
+def health(target: str = typer.Argument(..., help="auth, conversations, notifications, kb or gateway."),
+           live: bool = typer.Option(False, "--live", help="Liveness: an answer is enough, even if the "
+                                     "database failed (services) or a service is down (gateway)."),
+           ready: bool = typer.Option(False, "--ready", help="gateway only: /readyz (every service answers) "
+                                      "instead of /healthz (this gateway and its NATS connection).")) -> None:
+    """Health check for a container or probe: exit 0 when healthy, 1 (with the reason on stderr) if not.
+
+    A service (auth, conversations, notifications, kb): a replica answers the ping RPC over
+    PORTICO_NATS_URL within 2 s and its database answered (`--live`: any answer). The ping goes to the
+    service's queue group, so it tells that the service works, not which replica answered.
+    `gateway`: GET http://127.0.0.1:PORTICO_HTTP_PORT/healthz of the gateway in this container
+    (`--ready`: /readyz). Prints one JSON line with what was checked.
+    """
+    settings = Settings()
+    if target == "gateway":
+        raise typer.Exit(_gateway_health(settings, "/readyz" if ready else "/healthz", live=live))
+    if target not in SERVICES:
+        raise typer.Exit(_fail(f"unknown target {target!r}; one of {', '.join((*SERVICES, 'gateway'))}"))
+    if ready:
+        raise typer.Exit(_fail("--ready is for the gateway; a service's check is its readiness already"))
+    nats_url, _ = resolve_nats_url(settings)
+    raise typer.Exit(asyncio.run(_service_health(nats_url, target, live=live)))
+
+
+def _gateway_health(settings: Settings, path: str, *, live: bool) -> int:
+    """0 when the gateway on this host answers `path` with 200 (`live`: with any HTTP status), else 1.
+    Asks PORTICO_HTTP_HOST:PORTICO_HTTP_PORT, or 127.0.0.1 when the gateway listens on every interface."""
+    import urllib.error
+
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{settings.http_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError as exc:
+        return _fail(f"gateway: no answer from {url} ({exc})")
+    typer.echo(json.dumps({"target": "gateway", "url": url, "status": status}))
+    if status == 200 or live:
+        return 0
+    return _fail(f"gateway: {url} answered {status}: {body.decode(errors='replace')[:500]}")
+
+
+async def _service_health(nats_url: str, service: str, *, live: bool) -> int:
+    """0 when a replica of `service` answers the ping (and, unless `live`, its database answered), else 1."""
+    import nats.errors
+
+    from contracts.rpc import Ping, Pong
+
+    nc = await _connect(nats_url)
+    try:
+        try:
+            reply = await nc.request(operations.ping(service).subject, Ping().model_dump_json().encode(),
+                                     timeout=HEALTH_TIMEOUT)
+        except nats.errors.NoRespondersError:
+            return _fail(f"{service}: no replica is running")
+        except nats.errors.TimeoutError:
+            return _fail(f"{service}: no answer within {HEALTH_TIMEOUT:.0f} s")
+    finally:
+        await nc.close()
+    answer = json.loads(reply.data or b"{}")
+    if "data" not in answer:
+        return _fail(f"{service}: {answer.get('error')}: {answer.get('message', '')}")
+    pong = Pong.model_validate(answer["data"])
+    typer.echo(json.dumps({"target": service, **pong.model_dump(mode="json")}))
+    if pong.database == "ok" or live:
+        return 0
+    return _fail(f"{service}: replica {pong.instance} cannot reach its database")
+
+
+@events_app.command("export")
+def events_export(stream: str = typer.Option(..., "--stream", help="AUTH, CONVERSATIONS, NOTIFICATIONS or KB "
+                                             "(or the service's name)."),
+                  since: str = typer.Option(None, "--since", help="From this stream sequence (e.g. 1042) or "
+                                            "RFC 3339 time (e.g. 2026-11-01T10:00:00Z) on; default: the start.")) -> None:
+    """Write a stream's events to stdout, one envelope as JSON a line, in stream order (the log format of
+    tests/replay/). Reads only: nothing changes on the server. A count goes to stderr."""
+    from services.runtime.events_io import LogError, export_stream
+
+    nats_url = _nats_url_announced()
+
+    async def run() -> int:
+        nc = await _connect(nats_url)
+        try:
+            return await export_stream(nc.jetstream(), stream, lambda line: sys.stdout.write(line + "\n"), since)
+        except LogError as exc:
+            raise typer.Exit(_fail(str(exc))) from None
+        finally:
+            await nc.close()
+
+    count = asyncio.run(run())
+    sys.stdout.flush()
+    typer.echo(f"exported {count} event{'' if count == 1 else 's'}", err=True)
+
+
+@events_app.command("import")
+def events_import(log: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                             help="A log written by `portico events export` (JSON lines)."),
+                  url: str = typer.Option(None, "--url", help="NATS server to import into (default: as the other "
+                                          "commands choose it: PORTICO_NATS_URL, else the running `portico dev`).")
+                  ) -> None:
+    """Publish a log's events to their subjects, for a test server: each with `Nats-Msg-Id` = its id, so
+    within the 2-minute duplicate window an event imported twice is stored once; later it is stored again
+    and consumers apply it once (their inbox knows its id). The whole file is checked first: a line that
+    is not an event envelope stops the import, naming the line, before anything is published."""
+    from services.runtime.events_io import LogError, import_log, read_log
+    from services.runtime.nats import ensure_streams
+
+    try:
+        with log.open(encoding="utf-8") as lines:
+            events = read_log(lines)
+    except (LogError, UnicodeDecodeError) as exc:
+        raise typer.Exit(_fail(f"{log}: {exc}; nothing imported")) from None
+    if url:
+        typer.echo(f"NATS: {url} (--url)", err=True)
+    nats_url = url or _nats_url_announced()
+
+    async def run():  # type: ignore[no-untyped-def]
+        nc = await _connect(nats_url)
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, replicas=Settings(nats_url=nats_url).resolved_nats_replicas)
+            return await import_log(js, events)
+        finally:
+            await nc.close()
+
+    done = asyncio.run(run())
+    typer.echo(f"imported {len(events)} events from {log}: {done.stored} stored, "
+               f"{done.duplicates} already there")
+
+
+@app.command()
+def status(watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
+           interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --watch."),
+           as_json: bool = typer.Option(False, "--json", help="One JSON object (with --watch: one a line).")) -> None:
+    """Each service's replicas, database and outbox backlog, consumer lag, dead letters and failed
+    notifications, on one screen.
+
+    Exit 0 when every service answers with its database ok, 1 otherwise (a service down, a database
+    error, NATS unreachable); with --watch it runs until Ctrl-C and exits 0. Replicas are counted from
+    the NATS monitoring endpoint when PORTICO_NATS_MONITOR_URL is set, else they are the replicas seen
+    answering pings (`services.runtime.status`).
+    """
+    from services.runtime.status import gather, render
+
+    settings = Settings()
+    nats_url = _nats_url_announced()
+    monitors = [u.strip() for u in (settings.nats_monitor_url or "").split(",") if u.strip()]
+    if interval <= 0:
+        raise typer.Exit(_fail("--interval: give a number of seconds above 0"))
+
+    async def run() -> int:
+        nc = await _connect(nats_url)
+        try:
+            while True:
+                reading = await gather(nc, nats_url, monitors)
+                if as_json:
+                    typer.echo(json.dumps(reading.as_dict()))
+                else:
+                    clear = "\x1b[H\x1b[2J" if watch and sys.stdout.isatty() else ""
+                    typer.echo(clear + render(reading) + ("\n" if watch and not clear else ""))
+                if not watch:
+                    return 0 if reading.healthy else 1
+                await asyncio.sleep(interval)
+        finally:
+            await nc.close()
+
+    try:
+        raise typer.Exit(asyncio.run(run()))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @app.command()

@@ -40,7 +40,7 @@ def link_identity(session: Session, event: IdentityLinked, envelope: EventEnvelo
     created = session.exec(select(ConversationViewer).where(ConversationViewer.viewer == f"s:{event.from_session}",
                                                 ConversationViewer.role == "creator")).all()
     for row in created:
-        conversation = session.get(Conversation, row.conversation_id)
+        conversation = session.get(Conversation, row.conversation_id, with_for_update=True)
         if conversation is None or conversation.portal != event.portal:
             continue
         if event.to_session:
@@ -63,13 +63,18 @@ def link_identity(session: Session, event: IdentityLinked, envelope: EventEnvelo
         log.info("reporter changed", conversation_id=conversation.id, reason="identity_linked")
 
 
+def _locked(session: Session, conversation_id: str | None) -> Conversation | None:
+    """The conversation an event writes to, its row locked until commit (see `store._VISIBLE_LOCKED`)."""
+    return session.get(Conversation, conversation_id, with_for_update=True) if conversation_id else None
+
+
 def email_received(session: Session, event: EmailReceived, envelope: EventEnvelope) -> None:
     """An e-mail notifications accepted (the sender already checked) becomes a message on channel `email`:
     in the conversation it answers, or in a new one. The same e-mail is posted once."""
     if session.get(InboundReceipt, (envelope.org_id, "email", event.email_message_id)) is not None:
         return
     author = store.Author(event.customer_id, "customer")
-    conversation = session.get(Conversation, event.conversation_id) if event.conversation_id else None
+    conversation = _locked(session, event.conversation_id)
     if conversation is None or conversation.org_id != envelope.org_id:
         conversation = store.create_conversation(
             session, org_id=envelope.org_id, portal=event.portal, customer_id=event.customer_id, channel="email",
@@ -88,11 +93,17 @@ def email_received(session: Session, event: EmailReceived, envelope: EventEnvelo
 
 def email_bounced(session: Session, event: EmailBounced, envelope: EventEnvelope) -> None:
     """An answer e-mailed to the customer came back: agents see on the conversation, next to the
-    message, that the customer did not get it (an internal entry, never shown to the customer)."""
-    conversation = session.get(Conversation, event.conversation_id) if event.conversation_id else None
+    message, that the customer did not get it (an internal entry, never shown to the customer). The entry
+    is written once per bounce event, also when the inbox was emptied by `portico replay --rebuild`
+    (the receipt `bounce`/event id, as `email_received` keeps one per e-mail)."""
+    if session.get(InboundReceipt, (envelope.org_id, "bounce", envelope.id)) is not None:
+        return
+    conversation = _locked(session, event.conversation_id)
     if conversation is None or conversation.org_id != envelope.org_id:
         return
-    store.add_event(session, conversation, author=store.Author(None, "system"), event="email_bounced",
-                    detail={"message_id": event.message_id, "recipient": event.recipient, "reason": event.reason},
-                    internal=True)
+    entry = store.add_event(session, conversation, author=store.Author(None, "system"), event="email_bounced",
+                            detail={"message_id": event.message_id, "recipient": event.recipient,
+                                    "reason": event.reason}, internal=True)
+    session.add(InboundReceipt(org_id=envelope.org_id, channel="bounce", external_message_id=envelope.id,
+                               conversation_id=conversation.id, message_id=entry.id, created_at=store.now()))
     log.info("bounce shown on the conversation", conversation_id=conversation.id)

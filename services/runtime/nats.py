@@ -1,4 +1,5 @@
-"""NATS: connecting with retries, the services' streams, and the embedded server for `make run` and tests."""
+"""NATS: connecting with retries, the services' streams (replicated on a cluster), and the embedded server
+or three-server cluster for `make run` and tests."""
 
 import asyncio
 import os
@@ -8,8 +9,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
@@ -34,35 +39,77 @@ CONNECT_OPTIONS = {
 }
 
 
-def stream_config(service: str) -> StreamConfig:
+def stream_config(service: str, replicas: int = 1) -> StreamConfig:
+    """The events stream of `service` (a key of `contracts.subjects.STREAMS`), kept on `replicas`
+    servers (`Settings.resolved_nats_replicas`; more than 1 needs a cluster of at least that many)."""
     return StreamConfig(
         name=STREAMS[service], subjects=[stream_subjects(service)],
         storage=StorageType.FILE, retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
-        duplicate_window=DUPLICATE_WINDOW, num_replicas=1,
+        duplicate_window=DUPLICATE_WINDOW, num_replicas=replicas,
         description=f"Domain events published by the {service} service",
     )
 
 
-def dlq_stream_config() -> StreamConfig:
+def dlq_stream_config(replicas: int = 1) -> StreamConfig:
+    """The dead-letter stream, kept on `replicas` servers."""
     return StreamConfig(
         name=DLQ_STREAM, subjects=[DLQ_SUBJECTS], storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW, num_replicas=1,
+        retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW, num_replicas=replicas,
         description="Events that consumers gave up on, with the error, for operators",
     )
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or bring an existing one to this config. Safe to run from every replica."""
+    """Create the stream, or bring an existing one to this config. Safe to run from every replica.
+
+    A stream made with fewer replicas is scaled up in place (the cluster copies it to the new peers,
+    its durable consumers follow), and a replicated one is waited for until it has a leader. Raises
+    `nats.js.errors.APIError` when the server cannot keep that many copies: on a single server a
+    `ServerError` "replicas > 1 not supported in non-clustered mode" (set PORTICO_NATS_REPLICAS=1),
+    in a cluster with fewer servers up than replicas an "insufficient resources" error.
+    """
     try:
         await js.add_stream(config)
     except BadRequestError:
         await js.update_stream(config)
+    if (config.num_replicas or 1) > 1:
+        await wait_for_leader(js, config.name or "")
 
 
-async def ensure_streams(js: JetStreamContext, services: tuple[str, ...] = tuple(STREAMS)) -> None:
+async def wait_for_leader(js: JetStreamContext, stream: str, timeout: float = 15.0) -> None:
+    """Return once the replicated `stream` has elected a leader: just after creation or a scale-up it has
+    none for a moment, and writes then fail ("no responders"). Raises TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = await js.stream_info(stream)
+            if info.cluster is None or info.cluster.leader:
+                return
+        except (nats.errors.Error, asyncio.TimeoutError):
+            pass  # no leader yet to answer
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stream {stream} has no leader after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def ensure_streams(js: JetStreamContext, services: tuple[str, ...] = tuple(STREAMS),
+                         replicas: int = 1) -> None:
     for service in services:
-        await ensure_stream(js, stream_config(service))
-    await ensure_stream(js, dlq_stream_config())
+        await ensure_stream(js, stream_config(service, replicas))
+    await ensure_stream(js, dlq_stream_config(replicas))
+
+
+async def ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> None:
+    """Bring an existing stream (a KV bucket's `KV_<bucket>`, an Object Store's `OBJ_<bucket>`) to
+    `replicas` copies, changing nothing else; nothing is done when it has that many already.
+    Raises `NotFoundError` for a missing stream, `APIError` as `ensure_stream` does."""
+    config = (await js.stream_info(stream)).config
+    if (config.num_replicas or 1) != replicas:
+        config.num_replicas = replicas
+        await js.update_stream(config)
+        log.info("stream replicas changed", stream=stream, replicas=replicas)
+    if replicas > 1:
+        await wait_for_leader(js, stream)
 
 
 # -- the embedded server ---------------------------------------------------------------
@@ -86,17 +133,24 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def write_server_config(store_dir: Path, port: int, *, sync_interval: str = "always",
-                        http_port: int | None = None) -> Path:
-    """A nats-server config with JetStream on a file store.
+                        http_port: int | None = None, server_name: str = "portico",
+                        cluster: "ClusterRoutes | None" = None) -> Path:
+    """A nats-server config with JetStream on a file store, written as `<store_dir>/nats.conf`.
 
     `sync_interval: always` fsyncs every write before JetStream acknowledges it, so an event the
     outbox relay has marked published survives a power cut. The server default (2 minutes) is
     faster but can lose acknowledged writes; set PORTICO_NATS_SYNC_INTERVAL (e.g. `1s`) to trade.
+
+    With `cluster` the server joins a JetStream cluster (`server_name` must then be unique in it).
+    A replicated stream acknowledges a write once a majority of its replicas has it (2 of 3), each
+    replica applying the same `sync_interval`: with `always` an acknowledged event survives any
+    crash, power cuts included; with an interval it survives the loss of any one server, and only a
+    power cut of a majority at once within that interval can lose it.
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         f"listen: 127.0.0.1:{port}",
-        "server_name: portico",
+        f"server_name: {server_name}",
         "max_payload: 8MB",
         "jetstream {",
         f"  store_dir: \"{store_dir.resolve()}\"",
@@ -105,9 +159,27 @@ def write_server_config(store_dir: Path, port: int, *, sync_interval: str = "alw
     ]
     if http_port:
         lines.insert(1, f"http: 127.0.0.1:{http_port}")
+    if cluster is not None:
+        routes = ", ".join(f"\"nats-route://127.0.0.1:{route}\"" for route in cluster.routes)
+        lines += [
+            "cluster {",
+            f"  name: {cluster.name}",
+            f"  listen: 127.0.0.1:{cluster.port}",
+            f"  routes: [{routes}]",
+            "}",
+        ]
     path = store_dir / "nats.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class ClusterRoutes:
+    """Where one server of a cluster listens for its peers (`port`) and where the others listen (`routes`)."""
+
+    name: str
+    port: int
+    routes: tuple[int, ...]
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
@@ -122,20 +194,34 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 class EmbeddedNats:
-    """A `nats-server` child process with JetStream; restartable on the same port and store."""
+    """A `nats-server` child process with JetStream; restartable on the same port and store.
 
-    def __init__(self, store_dir: Path, port: int | None = None, sync_interval: str = "always") -> None:
+    With `cluster` it is one server of a cluster (see `EmbeddedNatsCluster`), named `server_name`.
+    """
+
+    def __init__(self, store_dir: Path, port: int | None = None, sync_interval: str = "always", *,
+                 server_name: str = "portico", cluster: ClusterRoutes | None = None,
+                 http_port: int | None = None) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.sync_interval = sync_interval
+        self.server_name = server_name
+        self.cluster = cluster
+        self.http_port = http_port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self) -> "EmbeddedNats":
-        config = write_server_config(self.store_dir, self.port, sync_interval=self.sync_interval)
+        """Start the server and return once it accepts connections (10 s at most, else TimeoutError)."""
+        config = write_server_config(self.store_dir, self.port, sync_interval=self.sync_interval,
+                                     server_name=self.server_name, cluster=self.cluster, http_port=self.http_port)
         log_path = self.store_dir / "nats-server.log"
         with open(log_path, "ab") as log_file:
             self.process = subprocess.Popen([nats_server_binary(), "-c", str(config)],
@@ -153,9 +239,90 @@ class EmbeddedNats:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, nothing flushed beyond what `sync_interval` already wrote."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until the monitoring port's `/healthz` answers 200: JetStream is up and, in a cluster, this
+        server knows the leaders and has caught up with its streams. Needs `http_port`; raises TimeoutError."""
+        if not self.http_port:
+            raise ValueError("no monitoring port: start the server with http_port")
+        url = f"http://127.0.0.1:{self.http_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.server_name} not healthy after {timeout}s")
+            time.sleep(0.1)
+
+
+class EmbeddedNatsCluster:
+    """Three (or `size`) `nats-server` processes clustered over loopback routes, JetStream on each,
+    every server with its own free client port, route port and store under `store_dir/<name>`.
+
+    `url` lists every server comma-separated, as PORTICO_NATS_URL takes it. A server can be killed
+    (`kill -9`), stopped and started again on the same ports and store; `leader_of(stream)` names the
+    server leading a stream. For tests and benchmarks on one machine.
+    """
+
+    def __init__(self, store_dir: Path, size: int = 3, sync_interval: str = "always", name: str = "portico") -> None:
+        route_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            EmbeddedNats(Path(store_dir) / f"{name}-{i}", sync_interval=sync_interval, server_name=f"{name}-{i}",
+                         http_port=free_port(), cluster=ClusterRoutes(name=name, port=route_ports[i],
+                                               routes=tuple(p for j, p in enumerate(route_ports) if j != i)))
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def node(self, server_name: str) -> EmbeddedNats:
+        """The server named `server_name` (as JetStream reports leaders). Raises KeyError."""
+        for node in self.nodes:
+            if node.server_name == server_name:
+                return node
+        raise KeyError(server_name)
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedNatsCluster":
+        """Start every server; return once each reports itself healthy (JetStream up, a meta leader
+        elected). Raises TimeoutError after `timeout` seconds."""
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            node.wait_healthy(timeout)
+        return self
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    async def leader_of(self, js: JetStreamContext, stream: str) -> EmbeddedNats:
+        """The server leading `stream` now (`stream_info(...).cluster.leader`). Raises KeyError while
+        the stream has no leader (an election is under way)."""
+        info = await js.stream_info(stream)
+        leader = info.cluster.leader if info.cluster else None
+        if not leader:
+            raise KeyError(f"{stream} has no leader")
+        return self.node(leader)
 
 
 async def wait_connected(is_connected, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]

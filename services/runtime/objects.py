@@ -14,21 +14,31 @@ from contracts.envelope import new_id
 from contracts.events import AttachmentRef
 from services.runtime.files import CheckedFile
 from services.runtime.logging import get_logger
+from services.runtime.nats import ensure_replicas, wait_for_leader
 
 log = get_logger("portico.objects")
 
 ATTACHMENTS_BUCKET = "attachments"
 
 
-async def ensure_object_store(js: JetStreamContext, bucket: str, *, description: str = "") -> ObjectStore:
+async def ensure_object_store(js: JetStreamContext, bucket: str, *, description: str = "",
+                              replicas: int = 1) -> ObjectStore:
+    """The bucket, created with `replicas` copies (`Settings.resolved_nats_replicas`) if missing; an
+    existing one is brought to that many copies. Raises `nats.js.errors.APIError` when the server
+    cannot keep them (see `services.runtime.nats.ensure_stream`)."""
     try:
-        return await js.object_store(bucket)
+        store = await js.object_store(bucket)
     except nats.js.errors.BucketNotFoundError:
         try:
-            return await js.create_object_store(bucket, config=ObjectStoreConfig(
-                bucket=bucket, description=description, storage=StorageType.FILE))
+            store = await js.create_object_store(bucket, config=ObjectStoreConfig(
+                bucket=bucket, description=description, storage=StorageType.FILE, replicas=replicas))
+            if replicas > 1:
+                await wait_for_leader(js, f"OBJ_{bucket}")
+            return store
         except nats.js.errors.BadRequestError:
-            return await js.object_store(bucket)  # created by another process meanwhile
+            store = await js.object_store(bucket)  # created by another process meanwhile
+    await ensure_replicas(js, f"OBJ_{bucket}", replicas)
+    return store
 
 
 async def read_object(js: JetStreamContext, bucket: str, name: str) -> tuple[int, AsyncIterator[bytes]]:
