@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test bench install clean translations
+.PHONY: run test test-faults bench install clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Portico needs Python 3.11 or newer")'
@@ -23,8 +23,13 @@ test: $(STAMP)
 	@.ci/chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fault suite: processes and NATS servers killed under load on loopback ports; prints what it counted.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
+
+# Every benchmark, one after the other; the figures and their in-run baselines go to bench/results.md.
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/all.py
 
 # Extract the pages' strings and merge them into every catalogue; translate the new entries, then commit.
 # `gettext(request, "…")` in Python takes the message second; Jinja's `{% trans %}` blocks are reported as a

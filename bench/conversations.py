@@ -1,10 +1,18 @@
-"""Conversations benchmark: customers posting messages, and My Conversations' list at 10 and 10,000 conversations.
+"""Conversations benchmark: customers posting messages and starting conversations, agents answering, and My
+Conversations' list at 10 and 10,000 conversations.
 
 Prints, from one run:
   * messages posted per second by a customer signed in by SSO:
     `POST /api/v1/portals/demo/conversations/{id}/messages` (JSON) through the real gateway and the real
     conversations service, at a fixed concurrency, beside a bare FastAPI endpoint (a POST route that parses
     a small JSON body and answers JSON) served by the same uvicorn config, and the ratio of the two;
+  * for each write a customer or an agent makes (a customer's message, a new conversation
+    `POST /api/v1/portals/demo/conversations`, an agent's answer `POST /api/v1/agent/conversations/{id}/messages`
+    with the demo org's API key): the CPU each process spends per request (gateway, auth, conversations,
+    nats-server, and the load generator), their sum on the request path (every process but the load
+    generator), the bare endpoint's CPU per request measured in the same run, and the ratio of the two.
+    A process's figure holds all it does meanwhile (conversations' includes its outbox relay publishing the
+    events; no other service consumes them here);
   * the latency of `GET /api/v1/portals/demo/conversations` (first page, 25) for a customer with 10
     conversations and one with 10,000 (p50/p99), beside the bare endpoint's GET, and the ratio
     10,000 / 10, which must stay near 1: the list reads one index range whatever the customer has.
@@ -25,47 +33,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from harness import (Connection, CpuClock, Databases, Processes, keep_alive_load, percentile, quiet_logging,
-                     refuse_cookies, request_bytes, run_in_temp_dir, running_nats, seed_auth, serve_like_gateway,
-                     start_portico, wait_http, wait_outbox_drained)
+from harness import (BARE_LIST, BARE_POST, bare_server_command, Connection, CpuClock, Databases,
+                     keep_alive_load, percentile, Processes, quiet_logging, refuse_cookies, request_bytes,
+                     run_in_temp_dir, running_nats, seed_auth, start_portico, wait_http, wait_outbox_drained)
 
-BARE_POST = "/bare/conversations/{id}/messages"
-BARE_GET = "/bare/conversations"
-
-
-# -- the bare endpoint (a child process: `python bench/conversations.py --bare-server PORT`) -------------
-
-def serve_bare(port: int) -> None:
-    """A trivial FastAPI app served exactly as `services/gateway/__main__.py` serves the gateway."""
-    from fastapi import FastAPI
-    from pydantic import BaseModel, ConfigDict, Field
-
-    class Body(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        body: str = Field(max_length=1_000_000)
-        reopen: bool = False
-
-    app = FastAPI()
-
-    @app.post("/bare/conversations/{conversation_id}/messages", status_code=201)
-    async def post(conversation_id: str, body: Body) -> dict:
-        return {"conversation_id": conversation_id, "body": body.body, "reopened": body.reopen}
-
-    @app.get("/bare/conversations")
-    async def get(limit: int = 25) -> dict:
-        return {"conversations": [], "next_cursor": None, "limit": limit}
-
-    serve_like_gateway(app, port)
-
-
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--bare-server":
-    serve_bare(int(sys.argv[2]))
-    sys.exit(0)
 
 
 import httpx  # noqa: E402
@@ -83,6 +57,10 @@ BODY = {"body": "Hello again: invoice 42 still shows the old amount, and the PDF
 SEED_BATCH = 500
 LIST_PATH = "/api/v1/portals/demo/conversations"
 POST_PATH = "/api/v1/portals/demo/conversations/{id}/messages"
+AGENT_POST_PATH = "/api/v1/agent/conversations/{id}/messages"
+ANSWER = {"body": "Thanks for waiting: the invoice is corrected, and a new PDF is on its way to you."}
+API_KEY = "bench-api-key-0123456789"  # seed_auth's org.admin key: the agent's answers are sent with it
+REQUEST_PATH = ("gateway", "auth", "conversations", "nats-server")  # every process a request goes through
 WARMUP_SECONDS = 1.5
 
 
@@ -150,8 +128,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         gateway_port, env = await start_portico(processes, work, nats_server.url,
                                                 {"auth": auth_db, "conversations": conv_db})
         bare_port = free_port()
-        processes.start("bare", [str(Path(__file__).resolve()), "--bare-server", str(bare_port)], env)
-        await wait_http(bare_port, BARE_GET, processes)
+        processes.start("bare", bare_server_command(bare_port), env)
+        await wait_http(bare_port, BARE_LIST, processes)
 
         # The client keeps no cookie: each request names its customer's session.
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30,
@@ -169,16 +147,21 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                                        headers=cookie_header(poster_cookie), body=body) for cid in pool]
         seconds = None if args.messages else args.seconds
         await keep_alive_load(bare_port, bare_posts, args.concurrency, seconds=WARMUP_SECONDS, expect=201)
+        bare_cpu = CpuClock({"bare": processes.pids()["bare"]})
         bare_rate, bare = await keep_alive_load(bare_port, bare_posts, args.concurrency, seconds=seconds,
                                                 count=args.messages, expect=201)
+        result["bare_cpu"] = bare_cpu.spent()["bare"] * 1000 / len(bare)
         _, warm = await keep_alive_load(gateway_port, portico_posts, args.concurrency, seconds=WARMUP_SECONDS,
                                         expect=201)
         nats_pid = nats_server.process.pid  # type: ignore[union-attr]
-        cpu = CpuClock({**processes.pids(leave_out="bare"), "nats-server": nats_pid, "load generator": os.getpid()})
+        watched = {**processes.pids(leave_out="bare"), "nats-server": nats_pid, "load generator": os.getpid()}
+        cpu = CpuClock(watched)
         rate, posts = await keep_alive_load(gateway_port, portico_posts, args.concurrency, seconds=seconds,
                                             count=args.messages, expect=201)
         posted = len(posts)
-        result["cpu_per_post"] = {name: spent * 1000 / posted for name, spent in cpu.spent().items()}
+        cpu_per: dict[str, dict[str, float]] = {}
+        result["cpu_per"] = cpu_per
+        cpu_per["customer message"] = {name: spent * 1000 / posted for name, spent in cpu.spent().items()}
         processes.check()
         stored = rows(conv_db, "SELECT count(*) FROM messages m JOIN conversation_viewers v "
                                "ON v.conversation_id = m.conversation_id WHERE v.viewer = :v",
@@ -189,6 +172,21 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                       bare_post_p99=percentile(bare_lat, 0.99), rate=rate, posted=posted,
                       post_p50=statistics.median(post_lat), post_p99=percentile(post_lat, 0.99),
                       per_conversation=(len(warm) + posted) / args.pool + 1)
+
+        # 1b. New conversations and agents' answers: CPU per request in each process, same load.
+        starts = [request_bytes("POST", gateway_port, LIST_PATH, headers=cookie_header(poster_cookie),
+                                body=json.dumps({"subject": f"Invoice question {i}", **BODY}).encode())
+                  for i in range(16)]
+        answers = [request_bytes("POST", gateway_port, AGENT_POST_PATH.format(id=cid),
+                                 headers={"Authorization": f"Bearer {API_KEY}"}, body=json.dumps(ANSWER).encode())
+                   for cid in pool]
+        for name, requests in (("new conversation", starts), ("agent answer", answers)):
+            await keep_alive_load(gateway_port, requests, args.concurrency, seconds=WARMUP_SECONDS, expect=201)
+            cpu = CpuClock(watched)
+            _, done = await keep_alive_load(gateway_port, requests, args.concurrency, seconds=seconds,
+                                            count=args.messages, expect=201)
+            cpu_per[name] = {process: spent * 1000 / len(done) for process, spent in cpu.spent().items()}
+            processes.check()
 
         # 2. The list: 10 conversations against `args.conversations`, seeded in-process.
         result["seed_seconds"] = seed_conversations(conv_db, few, 10) + seed_conversations(conv_db, many,
@@ -201,7 +199,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         assert rows(conv_db, "SELECT count(*) FROM conversation_viewers WHERE viewer = :v",
                     v=many.user_id)[0][0] == args.conversations
         targets = {
-            "bare": (bare_port, request_bytes("GET", bare_port, f"{BARE_GET}?limit=25",
+            "bare": (bare_port, request_bytes("GET", bare_port, f"{BARE_LIST}?limit=25",
                                               headers=cookie_header(many_cookie))),
             "few": (gateway_port, request_bytes("GET", gateway_port, LIST_PATH, headers=cookie_header(few_cookie))),
             "many": (gateway_port, request_bytes("GET", gateway_port, LIST_PATH, headers=cookie_header(many_cookie))),
@@ -265,10 +263,16 @@ def main() -> None:
     print(f"Portico message post (SSO customer, JSON):         {r['rate']:10,.0f} msg/s   "
           f"p50 {r['post_p50']:6.1f} ms  p99 {r['post_p99']:6.1f} ms")
     print(f"ratio posts / bare:                                 {r['rate'] / r['bare_rate']:10.4f}")
-    cpu = r["cpu_per_post"]
-    assert isinstance(cpu, dict)
-    if any(cpu.values()):
-        print("CPU per posted message: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()))
+    cpu_per = r["cpu_per"]
+    assert isinstance(cpu_per, dict)
+    bare_cpu = r["bare_cpu"]
+    assert isinstance(bare_cpu, float)
+    print(f"CPU per request (ms), same load as above; bare FastAPI POST: {bare_cpu:.3f} ms per request")
+    for operation, cpu in cpu_per.items():
+        path = sum(cpu.get(name, 0.0) for name in REQUEST_PATH)
+        print(f"  {operation}: " + ", ".join(f"{name} {ms:.3f}" for name, ms in cpu.items())
+              + f"; on the request path ({', '.join(REQUEST_PATH)}) {path:.3f} ms, "
+              + (f"ratio to bare {path / bare_cpu:.1f}" if bare_cpu else "ratio to bare n/a (bare CPU too small)"))
     print(f"list, first page of 25, {args.samples} requests each, one at a time, interleaved "
           f"(seeded {10 + args.conversations:,} conversations in {r['seed_seconds']:.1f} s, "
           f"outbox drained in {r['drain_seconds']:.1f} s)")

@@ -169,6 +169,50 @@ def serve_like_gateway(app: Any, port: int) -> None:
                 log_config=None, timeout_graceful_shutdown=5)
 
 
+BARE_POST = "/bare/conversations/{id}/messages"
+BARE_LIST = "/bare/conversations"
+BARE_HEALTH = "/bare/health"
+BARE_SESSION = "/bare/session"
+
+
+def bare_app() -> Any:
+    """The bare FastAPI app the benchmarks compare Portico with: one trivial endpoint per measured kind of
+    request (a health answer, a session, a list page, a JSON message post parsed by a pydantic model)."""
+    from fastapi import FastAPI
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        body: str = Field(max_length=1_000_000)
+        reopen: bool = False
+
+    app = FastAPI()
+
+    @app.get(BARE_HEALTH)
+    async def health() -> dict:
+        return {"status": "ok", "nats": "connected", "down": []}
+
+    @app.get(BARE_SESSION)
+    async def session() -> dict:
+        return {"user_id": "u", "kind": "customer", "role": None, "email": "c@example.com", "portal": "demo"}
+
+    @app.get(BARE_LIST)
+    async def conversations(limit: int = 25) -> dict:
+        return {"conversations": [], "next_cursor": None, "limit": limit}
+
+    @app.post("/bare/conversations/{conversation_id}/messages", status_code=201)
+    async def post(conversation_id: str, body: Body) -> dict:
+        return {"conversation_id": conversation_id, "body": body.body, "reopened": body.reopen}
+
+    return app
+
+
+def bare_server_command(port: int) -> list[str]:
+    """The command line of a child process serving `bare_app()` on `port` as the gateway is served."""
+    return [str(Path(__file__).resolve()), "--bare-server", str(port)]
+
+
 def answers_200(response: "httpx.Response") -> bool:
     return response.status_code == 200
 
@@ -421,6 +465,23 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def rss_kib(pid: int) -> tuple[int, int]:
+    """A process's resident memory now and its peak since start (or since `reset_rss_peak`): (VmRSS, VmHWM) in
+    KiB, from Linux /proc/PID/status. Raises OSError if it cannot be read (the process is gone, or not Linux)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def reset_rss_peak(pid: int) -> bool:
+    """Set a process's VmHWM back to its VmRSS (Linux: `5` into /proc/PID/clear_refs), so that the next peak read
+    is the peak of what follows; False where that is refused (another user's process, an old kernel)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 class CpuClock:
     """CPU seconds each named process spends from now to `spent()`: where the work behind a measurement runs
     (the services, nats-server, the load generator itself)."""
@@ -437,3 +498,7 @@ def percentile(values: list[float], q: float) -> float:
     """The value below which a fraction `q` of `values` lie (nearest rank, no interpolation)."""
     ordered = sorted(values)
     return ordered[max(int(len(ordered) * q) - 1, 0)]
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--bare-server":
+    serve_like_gateway(bare_app(), int(sys.argv[2]))

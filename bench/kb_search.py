@@ -1,38 +1,42 @@
 """Knowledge-base search benchmark: `GET /api/v1/portals/demo/kb/articles?q=...` over 10,000 articles.
 
 Prints, from one run:
-  * the first search after seeding, alone (the kb service builds the portal's typo vocabulary from every
-    published article on it), and the same query again;
+  * the first search after kb started (kb builds its search index and typo vocabulary before it serves),
+    and the same query again;
   * searches per second and p50/p99 through the real gateway and the real kb service, at a fixed
     concurrency, with a rotating set of queries: correct words, misspellings ("pasword reset", "invocie"),
     several words; every answer is checked to have at least one hit, and before the load each query is
-    checked once in full (status, a topical first hit, the expected typo correction);
+    checked once in full (status, a first hit about the query's topic, the expected typo correction);
+    CPU per search in each process (kb, gateway, auth, nats-server, the load generator);
+  * the same load while an editor changes an article every 0.25 s: each change refreshes kb's index and
+    rebuilds the portal's typo vocabulary, which must never hold a search up;
   * beside it, in the same run: (a) a bare FastAPI GET endpoint answering a page of the same size, served by
-    the same uvicorn config, under the same load; (b) the search query itself (SQLite FTS5 `MATCH` ranked by
-    bm25 with snippets, or the PostgreSQL tsquery ranked by ts_rank_cd with ts_headline) run in a loop on one
-    connection of the same database, with the terms the service searched (after typo correction);
-    and the ratios of Portico to each.
+    the same uvicorn config, under the same load; (b) the search query itself: kb's search index
+    (`services.kb.search.SearchIndex`, tantivy) built in this process from the same database and queried in
+    a loop for the ranked page with snippets, with the terms the service searched (after typo correction);
+    and the ratios of Portico to each; (c) an article's change taken in by that index while another thread
+    searches: the time of a refresh, and the searches' p99 and slowest beside the p99 without refreshes.
 
 Everything runs as `make run` runs it: nats-server (sync_interval always), auth and kb as
 `python -m services.<name>` processes, the gateway as `python -m services.gateway` (uvicorn, uvloop,
 httptools, no access log). The bare endpoint is this file started with `--bare-server`, through the same
 `uvicorn.run` call. The load generator is this process: a minimal keep-alive HTTP/1.1 client on uvloop, the
 same for both sides. The articles are written in-process before kb starts, as `services/kb/seed.py` writes
-the demo ones (`_apply` + `_published`: rendered Markdown, a revision, the FTS row, the event), 500 a
+the demo ones (`_apply` + `_published`: rendered Markdown, a revision, the event), 500 a
 transaction; their text is generated (seeded, so every run searches the same corpus) from a vocabulary of a
 few thousand words with Zipf frequencies, around fixed topics: password reset, invoice, refund, shipping, ...
 
     python bench/kb_search.py [--articles 10000] [--concurrency 8] [--seconds 15]
                               [--database-url postgresql://user:pw@host/postgres] [--profile]
 
-`--profile` adds, after the measurement, `services.kb.reading._list` run in this process on the same
-database: the time of each phase per query, and cProfile's top functions.
+`--profile` adds, after the measurement, `services.kb.reading._search` run in this process on the index of
+(b): the time of each phase per query, and cProfile's top functions.
 """
 
 import argparse
+import asyncio
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from harness import (CpuClock, Databases, Processes, keep_alive_load, percentile, plain_pg_url, quiet_logging,
+from harness import (CpuClock, Databases, Processes, keep_alive_load, percentile, quiet_logging,
                      request_bytes, run_in_temp_dir, running_nats, seed_auth, serve_like_gateway, start_portico,
                      wait_http, wait_outbox_drained)
 
@@ -91,11 +95,12 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--bare-serv
 
 
 import httpx  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
 
 from contracts.envelope import new_id  # noqa: E402
 from contracts.kb import ArticleInput, ListArticles, Reader  # noqa: E402
 from services.kb import reading, search  # noqa: E402
+from services.auth.seed import DEMO_ADMIN_EMAIL  # noqa: E402
 from services.kb.articles import _apply, _published, now  # noqa: E402
 from services.kb.domain import slugify  # noqa: E402
 from services.kb.models import Article, KbPortal  # noqa: E402
@@ -107,6 +112,9 @@ from tests.helpers import rows  # noqa: E402
 
 PORTAL = "demo"
 SEARCH_PATH = f"/api/v1/portals/{PORTAL}/kb/articles"
+ADMIN_ARTICLES = f"/api/v1/admin/portals/{PORTAL}/kb/articles"
+BENCH_ADMIN_PASSWORD = "bench-admin-password"  # what harness.seed_auth sets
+EDIT_INTERVAL = 0.25  # seconds between an editor's changes during the load with edits
 SEED_BATCH = 500
 WARMUP_SECONDS = 1.5
 NO_HITS = b'"articles":[]'  # how an empty page starts (FastAPI's compact JSON); checked against a real one
@@ -298,58 +306,32 @@ def seed_articles(kb_db: str, *, org_id: str, kb_id: str, n: int, vocabulary: in
     return time.perf_counter() - started, len(corpus.words)
 
 
-# -- the search query itself, on one connection ------------------------------------------------------------
+# -- the search query itself, in this process ------------------------------------------------------------
 
 class RawSearch:
-    """The SQL `services.kb.search.search` runs, written out and executed on the bare DB-API connection."""
+    """The search index kb holds (`services.kb.search.SearchIndex`), built in this process from the same
+    database, queried directly: the ranked page with its snippets, and nothing else (no NATS, no HTTP, no
+    reader, no typo correction)."""
 
     def __init__(self, db_url: str) -> None:
-        self.sqlite = db_url.startswith("sqlite")
-        if self.sqlite:
-            import sqlite3
-
-            self.conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), check_same_thread=False)
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(plain_pg_url(db_url), autocommit=True)
-
-    def statement(self, terms: list[str], visible: list[str]) -> tuple[str, dict[str, object]]:
-        params: dict[str, object] = {"start": search.MARK_START, "end": search.MARK_END, "portal": PORTAL,
-                                     "limit": 21, "offset": 0, **{f"v{i}": v for i, v in enumerate(visible)}}
-        if self.sqlite:
-            params["match"] = " OR ".join('"' + t.replace('"', '""') + '"' + ("*" if i == len(terms) - 1 else "")
-                                          for i, t in enumerate(terms))
-            sql = ("SELECT a.id, snippet(article_search, 1, :start, :end, '…', 16) AS snip "
-                   "FROM article_search JOIN articles a ON a.id = article_search.article_id "
-                   "WHERE article_search MATCH :match AND a.portal = :portal AND a.status = 'published' "
-                   f"AND a.visibility IN ({', '.join(f':v{i}' for i in range(len(visible)))}) "
-                   "ORDER BY bm25(article_search, 10.0, 1.0), a.id LIMIT :limit OFFSET :offset")
-        else:
-            params["match"] = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
-            sql = ("SELECT a.id, ts_headline('english', a.body_text, q, 'StartSel=' || %(start)s || "
-                   "', StopSel=' || %(end)s || ', MaxFragments=1, MaxWords=24, MinWords=8') AS snip "
-                   "FROM articles a, to_tsquery('english', %(match)s) q "
-                   "WHERE a.search @@ q AND a.portal = %(portal)s AND a.status = 'published' "
-                   f"AND a.visibility IN ({', '.join(f'%(v{i})s' for i in range(len(visible)))}) "
-                   "ORDER BY ts_rank_cd(a.search, q) DESC, a.id LIMIT %(limit)s OFFSET %(offset)s")
-        return sql, params
+        engine = make_engine(db_url)
+        try:
+            self.index = search.SearchIndex()
+            with Session(engine.execution_options(**READ_ONLY)) as session:
+                t0 = time.perf_counter()
+                self.indexed = self.index.rebuild(session)
+                self.build_seconds = time.perf_counter() - t0
+        finally:
+            engine.dispose()
 
     def matches(self, terms: list[str]) -> int:
-        """Rows of the index the query matches, before the page is cut (what ranking and sorting go through)."""
-        sql, params = self.statement(terms, ["public"])
-        if self.sqlite:
-            count = "SELECT count(*) FROM article_search WHERE article_search MATCH :match"
-        else:
-            count = "SELECT count(*) FROM articles a, to_tsquery('english', %(match)s) q WHERE a.search @@ q"
-        return self.conn.execute(count, {"match": params["match"]}).fetchone()[0]
+        """Articles the query matches, before the page is cut (what ranking goes through)."""
+        return self.index.matches(portal=PORTAL, visibilities=frozenset({"public"}), terms=terms)
 
-    def run(self, terms: list[str]) -> list[tuple[str, str]]:
-        sql, params = self.statement(terms, ["public"])
-        return self.conn.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        self.conn.close()
+    def run(self, terms: list[str]) -> list[search.Hit]:
+        """The first page (20 articles, as the service's default), snippets included."""
+        return self.index.search(portal=PORTAL, visibilities=frozenset({"public"}), terms=terms, category=None,
+                                 limit=20, offset=0)[0]
 
 
 def raw_loop(raw: RawSearch, term_lists: list[list[str]], seconds: float) -> tuple[float, list[tuple[int, float]]]:
@@ -368,17 +350,63 @@ def raw_loop(raw: RawSearch, term_lists: list[list[str]], seconds: float) -> tup
     return len(latencies) / (time.perf_counter() - started), latencies
 
 
-# -- profile: `services.kb.reading._list` in this process ----------------------------------------------------
+def refresh_beside_searches(kb_db: str, raw: RawSearch, term_lists: list[list[str]], edits: int) -> dict[str, float]:
+    """An article's change taken in by the index (commit + the portal's typo vocabulary rebuilt), `edits`
+    times, while another thread searches without pause: how long a refresh takes, and the slowest search
+    and the p99 during them beside the p99 without them (a refresh must never hold a search up)."""
+    import threading
 
-def profile_list(kb_db: str, rounds: int) -> str:
-    """`_list` per query with timers around its phases (the same calls), then cProfile over all; as text."""
+    engine = make_engine(kb_db)
+    with Session(engine.execution_options(**READ_ONLY)) as session:
+        some = session.exec(select(Article.id).where(Article.portal == PORTAL, Article.status == "published")
+                            .limit(edits)).all()
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def searching() -> None:
+        i = 0
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            raw.run(term_lists[i % len(term_lists)])
+            latencies.append((time.perf_counter() - t0) * 1000)
+            i += 1
+
+    quiet_rate, quiet = raw_loop(raw, term_lists, 2.0)
+    searcher = threading.Thread(target=searching)
+    searcher.start()
+    refreshes = []
+    try:
+        for article_id in some:
+            raw.index._versions[article_id] = (PORTAL, -1)  # as if it had changed: reindexed, vocabulary rebuilt
+            with Session(engine.execution_options(**READ_ONLY)) as session:
+                t0 = time.perf_counter()
+                raw.index.refresh(session, [article_id])
+                refreshes.append((time.perf_counter() - t0) * 1000)
+    finally:
+        stop.set()
+        searcher.join()
+        engine.dispose()
+    return {"refresh_ms": statistics.median(refreshes), "refreshes": len(refreshes), "searches": len(latencies),
+            "max_ms": max(latencies), "p99_ms": percentile(latencies, 0.99),
+            "quiet_p99_ms": percentile([ms for _, ms in quiet], 0.99)}
+
+
+# -- profile: `services.kb.reading._search` in this process --------------------------------------------------
+
+def profile_search(kb_db: str, raw: RawSearch, rounds: int) -> str:
+    """`reading._search` per query with timers around its phases (the same calls), then cProfile over all;
+    as text."""
     import cProfile
     import io
     import pstats
 
     engine = make_engine(kb_db)
+    with Session(engine.execution_options(**READ_ONLY)) as session:
+        row = session.get(KbPortal, PORTAL)
+    engine.dispose()
+    assert row is not None
+    index = raw.index
     requests = [ListArticles(reader=Reader(kind="anonymous"), portal=PORTAL, q=q, limit=20) for q, _, _ in QUERIES]
-    vocabulary = reading.VOCABULARY
     spent: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[..., object]) -> Callable[..., object]:
@@ -390,57 +418,38 @@ def profile_list(kb_db: str, rounds: int) -> str:
                 spent[name] = spent.get(name, 0.0) + (time.perf_counter() - t0) * 1000
         return call
 
-    def list_once(request: ListArticles) -> float:
-        with Session(engine.execution_options(**READ_ONLY)) as session:
-            t0 = time.perf_counter()
-            reading._list(session, request)
-            return (time.perf_counter() - t0) * 1000
-
-    lines = []
+    lines = [f"profile: services.kb.reading._search in this process on an index of the same database "
+             f"({raw.indexed:,} articles, built in {raw.build_seconds:.1f} s), nothing else running",
+             f"per query, median of {rounds} calls, ms: _search | typo correction | index search + snippets | "
+             "the rest (page)"]
+    originals = (search.correct, index.search)
+    search.correct = timed("correct", search.correct)  # type: ignore[assignment]
+    index.search = timed("search", index.search)  # type: ignore[method-assign]
     try:
-        first = list_once(requests[0])
-        vocabulary._cache.clear()
-        with Session(engine.execution_options(**READ_ONLY)) as session:
-            row = session.get(KbPortal, PORTAL)
-            assert row is not None
-            t0 = time.perf_counter()
-            known, _ = vocabulary.of(session, PORTAL, row.content_version)
-            build = (time.perf_counter() - t0) * 1000
-        lines.append(f"profile: services.kb.reading._list in this process on the same database, nothing else "
-                     f"running; first call (cold vocabulary) {first:.0f} ms; the vocabulary ({len(known):,} words) "
-                     f"rebuilt alone {build:.0f} ms")
-        lines.append(f"per query, median of {rounds} calls, ms: _list | vocabulary + typo correction | "
-                     "search.search: SQL + articles | the rest (summaries: a category query per hit)")
-        originals = (search.search,)
-        search.search = timed("search", search.search)  # type: ignore[assignment]
-        vocabulary.of = timed("vocabulary", vocabulary.of)  # type: ignore[method-assign]
-        vocabulary.correct = timed("vocabulary", vocabulary.correct)  # type: ignore[method-assign]
-        try:
-            for request in requests:
-                samples = []
-                for _ in range(rounds):
-                    spent.clear()
-                    total = list_once(request)
-                    samples.append((total, spent.get("vocabulary", 0.0), spent.get("search", 0.0)))
-                total, vocab, found = (statistics.median(s[i] for s in samples) for i in range(3))
-                rest = statistics.median(t - v - f for t, v, f in samples)
-                lines.append(f"  {request.q!r:40} {total:8.2f} | {vocab:6.2f} | {found:8.2f} | {rest:6.2f}")
-        finally:
-            search.search = originals[0]  # type: ignore[assignment]
-            del vocabulary.of, vocabulary.correct  # back to the class's methods
-        profiler = cProfile.Profile()
-        with Session(engine.execution_options(**READ_ONLY)) as session:
-            profiler.enable()
+        for request in requests:
+            samples = []
             for _ in range(rounds):
-                for request in requests:
-                    reading._list(session, request)
-            profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
-        lines.append(f"cProfile, {rounds} x {len(requests)} queries, top 15 by own time:")
-        lines += [line for line in out.getvalue().splitlines()[4:] if line.strip()]
+                spent.clear()
+                t0 = time.perf_counter()
+                reading._search(index, request, row)
+                total = (time.perf_counter() - t0) * 1000
+                samples.append((total, spent.get("correct", 0.0), spent.get("search", 0.0)))
+            total, fixing, found = (statistics.median(s[i] for s in samples) for i in range(3))
+            rest = statistics.median(t - c - f for t, c, f in samples)
+            lines.append(f"  {request.q!r:40} {total:8.3f} | {fixing:6.3f} | {found:8.3f} | {rest:6.3f}")
     finally:
-        engine.dispose()
+        search.correct = originals[0]  # type: ignore[assignment]
+        del index.search  # back to the class's method
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(rounds):
+        for request in requests:
+            reading._search(index, request, row)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    lines.append(f"cProfile, {rounds} x {len(requests)} queries, top 15 by own time:")
+    lines += [line for line in out.getvalue().splitlines()[4:] if line.strip()]
     return "\n".join(lines)
 
 
@@ -464,7 +473,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
         raw: RawSearch | None = None
         try:
-            # The first search after seeding: kb builds the portal's typo vocabulary from every published article.
+            # The first search after kb started (it built its search index and typo vocabulary before serving).
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=60) as gateway:
                 timings = []
                 for _ in range(2):
@@ -476,6 +485,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
                 # Each query once, in full: a topical first hit, the expected correction; the terms searched.
                 raw = RawSearch(kb_db)
+                result["index_build_seconds"] = raw.build_seconds
+                firsts = []
                 term_lists, matches, sizes = [], [], []
                 sample: bytes = b""
                 for q, topic, corrected in QUERIES:
@@ -487,6 +498,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                     assert topic in (first["title"] + " " + (first["snippet"] or "")).lower(), \
                         f"{q!r}: first hit {first}"
                     assert page["corrected_query"] == corrected, f"{q!r}: corrected to {page['corrected_query']!r}"
+                    firsts.append(first["title"])
                     assert NO_HITS not in response.content
                     terms = corrected.split() if corrected else search.words(q)[:search.MAX_TERMS]
                     assert raw.run(terms), f"{q!r}: the raw query finds nothing"
@@ -527,9 +539,42 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
             result["cpu_per_search"] = {name: spent * 1000 / len(portico_lat) for name, spent in cpu.spent().items()}
             processes.check()
 
-            # 2. The search query itself, in a loop on one connection.
+            # 2. The same load while an editor changes an article every EDIT_INTERVAL s (each change: the index
+            #    commit and the portal's typo vocabulary rebuilt in kb, beside the searches).
+            edits_done: list[float] = []
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=60) as editor:
+                signed_in = await editor.post("/api/v1/staff/session", json={"email": DEMO_ADMIN_EMAIL,
+                                                                             "password": BENCH_ADMIN_PASSWORD})
+                assert signed_in.status_code == 200, signed_in.text[:300]
+                slug = (await editor.get(SEARCH_PATH, params={"q": "refund"})).json()["articles"][0]["slug"]
+
+                async def edit_now_and_then() -> None:
+                    n = 0
+                    while True:
+                        await asyncio.sleep(EDIT_INTERVAL)
+                        n += 1
+                        t0 = time.perf_counter()
+                        edited = await editor.patch(f"{ADMIN_ARTICLES}/{slug}",
+                                                    json={"body": f"Refund edit {n}: the refund reaches your card."})
+                        assert edited.status_code == 200, edited.text[:300]
+                        edits_done.append((time.perf_counter() - t0) * 1000)
+
+                editing = asyncio.create_task(edit_now_and_then())
+                try:
+                    _, edit_lat = await keep_alive_load(gateway_port, portico_requests, args.concurrency,
+                                                        seconds=max(args.seconds / 2, 1.0), check=has_hits)
+                finally:
+                    editing.cancel()
+                    await asyncio.gather(editing, return_exceptions=True)
+            result["edits"] = {"edits": len(edits_done), "edit_ms": statistics.median(edits_done or [0.0]),
+                               "p50_ms": statistics.median([ms for _, ms in edit_lat]),
+                               "p99_ms": percentile([ms for _, ms in edit_lat], 0.99)}
+            processes.check()
+
+            # 3. The search query itself (the index kb holds), in a loop in this process.
             raw.run(term_lists[0])
             raw_rate, raw_lat = raw_loop(raw, term_lists, args.seconds)
+            result["refresh"] = refresh_beside_searches(kb_db, raw, term_lists, edits=20)
 
             result.update(bare_rate=bare_rate, bare_lat=[ms for _, ms in bare_lat], rate=rate,
                           lat=[ms for _, ms in portico_lat], raw_rate=raw_rate, raw_lat=[ms for _, ms in raw_lat],
@@ -538,15 +583,13 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                                       statistics.median([ms for i, ms in raw_lat if i == k] or [0.0]))
                                      for k, ((q, _, _), terms, n, size) in enumerate(zip(QUERIES, term_lists, matches,
                                                                                          sizes, strict=True))],
-                          bare_size=len(sample), database="PostgreSQL" if args.database_url else "SQLite")
+                          firsts=firsts, bare_size=len(sample),
+                          database="PostgreSQL" if args.database_url else "SQLite")
             if args.profile:
                 processes.stop()  # the profile runs alone on the machine
-                raw.close()
-                raw = None
-                result["profile"] = profile_list(kb_db, args.profile_rounds)
+                result["profile"] = profile_search(kb_db, raw, args.profile_rounds)
         finally:
-            if raw is not None:
-                raw.close()
+            raw = None
     return result
 
 
@@ -575,16 +618,26 @@ def main() -> None:
     print(f"knowledge base: {r['published']:,} published articles ({r['public']:,} public; {args.articles:,} "
           f"generated from {r['vocabulary']:,} words + the 5 demo ones), seeded in {r['seed_seconds']:.1f} s, "
           f"events relayed in {r['drain_seconds']:.1f} s")
-    print(f"first search after seeding ({FIRST_QUERY!r}, builds the typo vocabulary): {r['first_ms']:8.1f} ms;"
-          f" the same again: {r['second_ms']:.1f} ms")
+    print(f"search index (tantivy, in memory) built from the database in {r['index_build_seconds']:.1f} s (in this "
+          f"process; kb builds its own at start); first search after kb started ({FIRST_QUERY!r}): "
+          f"{r['first_ms']:.1f} ms; the same again: {r['second_ms']:.1f} ms")
     print(f"load: {args.concurrency} in flight, {args.seconds:g} s per side after {WARMUP_SECONDS:g} s warm-up, "
           f"{len(QUERIES)} queries in rotation, every answer checked for at least one hit")
     print(f"bare FastAPI GET (same page, {r['bare_size']:,} B):   {r['bare_rate']:9,.0f} req/s   "
           f"p50 {bare_p50:7.2f} ms  p99 {bare_p99:7.2f} ms   ({len(bare_lat):,} requests)")
     print(f"Portico search (anonymous reader):      {r['rate']:9,.0f} req/s   "
           f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   ({len(lat):,} requests)")
-    print(f"search query alone (raw SQL, 1 conn):  {r['raw_rate']:9,.0f} q/s     "
+    print(f"search query alone (index, in-process):{r['raw_rate']:9,.0f} q/s     "
           f"p50 {raw_p50:7.2f} ms  p99 {raw_p99:7.2f} ms   ({len(raw_lat):,} queries, one at a time)")
+    edits, refresh = r["edits"], r["refresh"]
+    assert isinstance(edits, dict) and isinstance(refresh, dict)
+    print(f"Portico search while an article changes every {EDIT_INTERVAL:g} s: p50 {edits['p50_ms']:7.2f} ms  "
+          f"p99 {edits['p99_ms']:7.2f} ms   ({edits['edits']} edits, each answered in {edits['edit_ms']:.1f} ms "
+          f"median, index and typo vocabulary refreshed before the answer)")
+    print(f"an article's change taken in by the index (commit + typo vocabulary rebuilt): {refresh['refresh_ms']:.1f} "
+          f"ms median of {refresh['refreshes']}; searches in another thread meanwhile: {refresh['searches']:,}, "
+          f"p99 {refresh['p99_ms']:.2f} ms, slowest {refresh['max_ms']:.2f} ms (p99 without refreshes "
+          f"{refresh['quiet_p99_ms']:.2f} ms)")
     print(f"ratio Portico / bare GET:              {r['rate'] / r['bare_rate']:9.4f}")
     print(f"ratio Portico / raw search query:      {r['rate'] / r['raw_rate']:9.4f}   "
           f"(Portico {args.concurrency} in flight, raw one at a time; p50 latency raw / Portico: {raw_p50 / p50:.4f})")
@@ -594,9 +647,10 @@ def main() -> None:
         print("CPU per search: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
               + (" (PostgreSQL's own processes not counted)" if args.database_url else ""))
     print("per query: searched as | median ms through Portico under load (queueing included) | raw query alone "
-          "| rows the index matches | answer bytes")
-    for q, terms, n, size, portico_ms, raw_ms in r["per_query"]:  # type: ignore[attr-defined]
-        print(f"  {q!r:40} -> {' '.join(terms)!r:40} {portico_ms:8.2f} | {raw_ms:7.2f} | {n:6,} | {size:6,}")
+          "| articles the index matches | answer bytes | first hit (checked: about the query's topic)")
+    for (q, terms, n, size, portico_ms, raw_ms), first in zip(r["per_query"], r["firsts"], strict=True):  # type: ignore[call-overload]
+        print(f"  {q!r:40} -> {' '.join(terms)!r:40} {portico_ms:8.2f} | {raw_ms:7.2f} | {n:6,} | {size:6,} | "
+              f"{first}")
     if "profile" in r:
         print(r["profile"])
     print(f"total time {time.monotonic() - started:.0f} s")

@@ -10,7 +10,11 @@ and discarding what it accepts):
     CONVERSATIONS stream (after the K customers' `UserRegistered` on AUTH and the M conversations'
     `ConversationCreated`), then the service starts with `smtp_url` pointing at the sink, and the clock
     runs from its start until the sink holds N e-mails;
-and the ratio of the two. Every e-mail must arrive exactly once: the sink's Message-IDs are exactly the N
+and the ratio of the two; and, the figure the e-mail target is about, CPU per e-mail in the notifications
+process beside an SMTP baseline measured in the same run: a process of its own
+that builds the same answer e-mail with the stdlib's compat32 `email.mime` API and hands it to the same sink
+with the stdlib's `smtplib` over one connection (no NATS, no database), its CPU per e-mail and the ratio.
+Every e-mail must arrive exactly once: the sink's Message-IDs are exactly the N
 expected ones (`<event id>@<reply domain>`), no more, no fewer, no repeats.
 
 The notifications service runs as `python -m services.notifications` runs it (its own process, uvloop,
@@ -21,6 +25,7 @@ a seeded demo portal (slug `demo`), which notifications asks over NATS for the p
 
     python bench/notifications.py [--events 3000] [--conversations 300] [--customers 100]
                                   [--database-url postgresql://user:pw@host/postgres] [--profile timings|cprofile]
+                                  [--baseline-emails 3000]
 
 `--profile` instruments the notifications process (timings around the sender's steps, the inbox
 consumer and the database write lock; `cprofile` adds cProfile of the event-loop thread and of the
@@ -34,6 +39,10 @@ from pathlib import Path
 
 from harness import (CpuClock, Databases, Processes, fetch_and_ack, quiet_logging, run_in_temp_dir, running_nats,
                      seed_auth, service_env, stat_cpu_seconds)
+
+# The text of every agent answer (the service's e-mails and the SMTP baseline's).
+BODY = ("Thanks for waiting. We corrected invoice 42: the amount is now 118.00 EUR and the PDF carries your "
+        "new address. You will find it under Billing > Invoices. Anything else, just answer this e-mail.")
 
 
 # -- the notifications process (a child: `python bench/notifications.py --serve-notifications`) ----------
@@ -159,13 +168,15 @@ class Probe:
         self.coroutine(S, "_deliver", "sender: _deliver (claimed batch)")
         self.coroutine(S, "_email", "sender:   _email (portal+compose+flatten)")
         self.coroutine(S, "_portal", "sender:     _portal (cached rpc.auth.portal_info)")
-        self.coroutine(transports.SmtpTransport, "send", "sender:   SmtpTransport.send")
+        self.coroutine(transports.SmtpTransport, "send_many", "sender:   SmtpTransport.send_many (a round's e-mails)")
+        self.sync(transports.SmtpTransport, "_send_one", "thread: SmtpTransport._send_one")
         self.coroutine(service_module.Service, "transaction", "await service.transaction", by_first_arg=True)
         self.coroutine(service_module.Service, "read", "await service.read", by_first_arg=True)
         # The same steps inside their worker thread (the database work alone).
-        for name in ("_claim", "_context", "_record", "_sent", "_failed_try"):
+        for name in ("_claim", "_context", "_record", "_record_events"):
             self.sync(outbound, name, f"thread: outbound.{name}", self.db_profiler)
         self.sync(compose, "reply_email", "loop: compose.reply_email")
+        self.sync(compose, "as_bytes", "loop: compose.as_bytes")
         # The consumer and the relay.
         self.coroutine(inbox.InboxConsumer, "handle_batch", "consumer: handle_batch")
         self.sync(inbox.InboxConsumer, "apply", "thread: InboxConsumer.apply (batch, 1 txn)")
@@ -224,8 +235,58 @@ class Probe:
         Path(self.report_file).write_text(out.getvalue())
 
 
+# -- the SMTP baseline (a child: `python bench/notifications.py --smtp-baseline URL N OUT`) ------------------
+
+def smtp_baseline(url: str, n: int, out: str) -> None:
+    """Build the same answer e-mail N times with the stdlib's compat32 API (`email.mime`, `formataddr`,
+    `BytesGenerator`) and hand each to the SMTP server at `url` with the stdlib's `smtplib.sendmail` over one
+    connection (no event loop, no thread hop, no database); writes this process's CPU seconds for the N e-mails."""
+    import smtplib
+    import time
+    from datetime import UTC, datetime
+    from email.generator import BytesGenerator
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    from email.policy import compat32
+    from email.utils import format_datetime, formataddr
+    from io import BytesIO
+    from urllib.parse import urlsplit
+
+    wire = compat32.clone(linesep="\r\n")
+    parts = urlsplit(url)
+    link = "http://localhost:8000/portals/demo/conversations/01JBENCHBASELINE0000000000"
+
+    def build(i: int) -> bytes:
+        message = MIMEMultipart("alternative")
+        message["From"] = formataddr(("Demo support", "demo@reply.bench.localhost"))
+        message["To"] = formataddr((f"Customer {i % 100}", f"customer{i % 100:05d}@example.com"))
+        message["Reply-To"] = "reply+01jbenchbaseline00000000.abcdefghijklmnop@reply.bench.localhost"
+        message["Subject"] = f"Re: Invoice question {i % 300} [#01JBENCHBASELINE0000000000]"
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = f"<baseline-{i}@reply.bench.localhost>"
+        body = f"{BODY} (answer {i})"
+        message.attach(MIMEText(f"{body}\n\n--\nDemo support\nSee the whole conversation: {link}\n", "plain", "utf-8"))
+        message.attach(MIMEText(f"<div>{body}</div><p>Demo support <a href=\"{link}\">See the whole conversation</a>"
+                                "</p>", "html", "utf-8"))
+        buffer = BytesIO()
+        BytesGenerator(buffer, mangle_from_=False, policy=wire).flatten(message)
+        return buffer.getvalue()
+
+    client = smtplib.SMTP(parts.hostname or "127.0.0.1", parts.port or 25, timeout=30)
+    client.ehlo()
+    started = time.process_time()
+    for i in range(n):
+        client.sendmail("bounce@reply.bench.localhost", [f"customer{i % 100:05d}@example.com"], build(i))
+    spent = time.process_time() - started
+    client.quit()
+    Path(out).write_text(repr(spent))
+
+
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--serve-notifications":
     serve_notifications(sys.argv[2], sys.argv[3], sys.argv[4])
+    sys.exit(0)
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--smtp-baseline":
+    smtp_baseline(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     sys.exit(0)
 
 
@@ -251,8 +312,6 @@ from tests.kit.mail import Sink  # noqa: E402
 
 REPLY_DOMAIN = "reply.bench.localhost"
 PORTAL = "demo"
-BODY = ("Thanks for waiting. We corrected invoice 42: the amount is now 118.00 EUR and the PDF carries your "
-        "new address. You will find it under Billing > Invoices. Anything else, just answer this e-mail.")
 MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -442,6 +501,16 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                                  "SELECT count(*) FROM notifications WHERE last_error IS NOT NULL")[0][0]
             r["retried"] = rows(notifications_db, "SELECT count(*) FROM notifications WHERE attempts > 1")[0][0]
             r["profile"] = report.read_text() if report.exists() else None
+
+            # The baseline: the same answer e-mail built with compat32 and handed to the same sink, alone.
+            baseline_out = work / "smtp-baseline.txt"
+            baseline = processes.start("smtp-baseline", [str(Path(__file__).resolve()), "--smtp-baseline", sink.url,
+                                                         str(args.baseline_emails), str(baseline_out)], env)
+            code = await asyncio.to_thread(baseline.wait, args.timeout)
+            if code != 0 or not baseline_out.exists():
+                raise RuntimeError(f"the SMTP baseline failed:\n{processes.tail('smtp-baseline')}")
+            r["smtp_baseline"] = float(baseline_out.read_text()) / args.baseline_emails
+            r["smtp_baseline_received"] = len(sink.ids) - len(received)
         finally:
             await nc.close()
     return r
@@ -456,6 +525,8 @@ def main() -> None:
     parser.add_argument("--sync", default="always", help="nats-server sync_interval (as make run sets it)")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds allowed for the N e-mails")
     parser.add_argument("--grace", type=float, default=1.5, help="seconds to wait for repeats after the N-th e-mail")
+    parser.add_argument("--baseline-emails", type=int, default=3000,
+                        help="e-mails the SMTP baseline builds and sends (default 3000)")
     parser.add_argument("--profile", choices=("timings", "cprofile"),
                         help="instrument the notifications process and print where its time went")
     args = parser.parse_args()
@@ -482,6 +553,13 @@ def main() -> None:
     if any(cpu.values()):
         print("CPU per e-mail: " + ", ".join(f"{name} {seconds * 1000 / n:.2f} ms" for name, seconds in cpu.items())
               + f"  (notifications busy {cpu['notifications'] / r['elapsed']:.0%} of one core)")  # type: ignore[operator]
+    per_email = cpu["notifications"] / n  # type: ignore[operator]
+    baseline = r["smtp_baseline"]
+    print(f"CPU per answer e-mail in the notifications process:               {per_email * 1000:10.3f} ms"
+          f"   (consume the event, queue, claim, build, SMTP, record, publish NotificationSent)")
+    print(f"SMTP baseline (compat32 email.mime + smtplib sendmail, alone):    {baseline * 1000:10.3f} ms"  # type: ignore[operator]
+          f"   ({args.baseline_emails} e-mails to the same sink, {r['smtp_baseline_received']} arrived)")
+    print(f"ratio notifications / SMTP baseline:                              {per_email / baseline:10.2f}")  # type: ignore[operator]
     print(f"exactly once: {r['received']} received, {r['distinct']} distinct Message-IDs, {r['missing']} missing, "
           f"{r['unexpected']} unexpected -> {'OK' if ok else 'FAILED'}; sample e-mail from "
           f"'{r['portal_name']}': {'OK' if r['sample_ok'] else 'FAILED'}")
@@ -489,6 +567,7 @@ def main() -> None:
           f"{r['retried']}")
     if r["profile"]:
         print(f"\n--- profile ({args.profile}) ---\n{r['profile']}")
+    ok = ok and r["smtp_baseline_received"] == args.baseline_emails
     if not ok or not r["sample_ok"]:
         if not r["sample_ok"]:
             print("sample e-mail's head:\n" + str(r["sample_head"]), file=sys.stderr)

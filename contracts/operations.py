@@ -55,12 +55,14 @@ class auth:
     """`rpc.auth.<operation>`"""
 
     ping = _op("auth", "ping", _rpc.Ping, _rpc.Pong)
-    start_email_access = _op("auth", "start_email_access", _rpc.StartEmailAccess, _rpc.EmailAccessStarted)
-    verify_email_code = _op("auth", "verify_email_code", _rpc.VerifyEmailCode, _rpc.SessionOpened)
-    sso_login = _op("auth", "sso_login", _rpc.SsoLogin, _rpc.SessionOpened)
+    start_email_access = _op("auth", "start_email_access", _rpc.StartEmailAccess, _rpc.EmailAccessStarted,
+                             concurrent=True)
+    verify_email_code = _op("auth", "verify_email_code", _rpc.VerifyEmailCode, _rpc.SessionOpened, concurrent=True)
+    sso_login = _op("auth", "sso_login", _rpc.SsoLogin, _rpc.SessionOpened, concurrent=True)
     anonymous_login = _op("auth", "anonymous_login", _rpc.AnonymousLogin, _rpc.SessionOpened)
     begin_custom_sign_on = _op("auth", "begin_custom_sign_on", _rpc.BeginCustomSignOn, _rpc.CustomSignOnRedirect)
-    complete_custom_sign_on = _op("auth", "complete_custom_sign_on", _rpc.CompleteCustomSignOn, _rpc.CustomSignOnDone)
+    complete_custom_sign_on = _op("auth", "complete_custom_sign_on", _rpc.CompleteCustomSignOn, _rpc.CustomSignOnDone,
+                                  concurrent=True)
     staff_login = _op("auth", "staff_login", _rpc.StaffLogin, _rpc.SessionOpened)
     logout = _op("auth", "logout", _rpc.EndSession, _rpc.SessionEnded)
     verify_api_key = _op("auth", "verify_api_key", _rpc.VerifyApiKey, _rpc.ApiKeyIdentity)
@@ -77,7 +79,7 @@ class auth:
     create_staff = _op("auth", "create_staff", _rpc.CreateStaff, _rpc.StaffCreated)
     update_staff = _op("auth", "update_staff", _rpc.UpdateStaff, _rpc.StaffUpdated)
     ensure_customer = _op("auth", "ensure_customer", _rpc.EnsureCustomer, _rpc.CustomerAccount)
-    portal_info = _op("auth", "portal_info", _rpc.GetPortalInfo, _rpc.PortalInfo)
+    portal_info = _op("auth", "portal_info", _rpc.GetPortalInfo, _rpc.PortalInfo, concurrent=True)
     list_portals = _op("auth", "list_portals", _rpc.ListPortals, _rpc.PortalList, read_only=True)
 
 

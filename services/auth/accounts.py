@@ -1,6 +1,7 @@
 """Finding and creating accounts; the one place `UserRegistered` is recorded."""
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -10,10 +11,14 @@ from contracts.errors import ErrorCode, ServiceError
 from contracts.events import UserRegistered
 from contracts.rpc import (CustomerAccount, EnsureCustomer, GetPortalInfo, ListPortals, PortalInfo, PortalList,
                            PortalName)
+from services.auth.caches import portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
+
+if TYPE_CHECKING:
+    from services.runtime.service import Service
 
 log = get_logger("portico.auth")
 
@@ -37,9 +42,14 @@ _METHODS = {
 def portal_for_method(session: Session, slug: str, method: str) -> Portal:
     """The portal, or `unknown_portal`; `method_disabled` when that sign-in method is off there."""
     portal = portal_by_slug(session, slug)
-    if not _enabled(portal, method):
-        raise ServiceError(ErrorCode.method_disabled, _METHODS[method][1].format(slug=slug))
+    require_method(portal, method)
     return portal
+
+
+def require_method(portal: Portal, method: str) -> None:
+    """`ServiceError(method_disabled)` when that sign-in method (a key of `_METHODS`) is off on the portal."""
+    if not _enabled(portal, method):
+        raise ServiceError(ErrorCode.method_disabled, _METHODS[method][1].format(slug=portal.slug))
 
 
 def _enabled(portal: Portal, method: str) -> bool:
@@ -49,15 +59,18 @@ def _enabled(portal: Portal, method: str) -> bool:
 
 def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, method: str,
                        portal: str | None = None, display_name: str | None = None,
-                       role: str | None = None, password_hash: str | None = None) -> tuple[User, bool]:
+                       role: str | None = None, password_hash: str | None = None,
+                       known_absent: bool = False) -> tuple[User, bool]:
     """The account for `email` in the org, created (with `UserRegistered`) when there is none.
 
     Idempotent under concurrency: a second, racing first login finds the account the first one
     created and reuses it, so there is one account and one event, and neither caller fails.
+    `known_absent`: the caller has just read that there is none, so the insert is tried at once.
     """
-    existing = session.exec(select(User).where(User.org_id == org_id, User.email == email)).first()
-    if existing is not None:
-        return existing, False
+    if not known_absent:
+        existing = find_user(session, org_id, email)
+        if existing is not None:
+            return existing, False
     user = User(id=new_id(), org_id=org_id, email=email, display_name=display_name, kind=kind, role=role,
                 password_hash=password_hash, created_at=datetime.now(UTC))
     try:
@@ -88,8 +101,14 @@ def ensure_customer(session: Session, request: EnsureCustomer) -> CustomerAccoun
     return CustomerAccount(user_id=user.id, email=user.email, display_name=user.display_name, created=created)
 
 
-def portal_info(session: Session, request: GetPortalInfo) -> PortalInfo:
-    portal = portal_by_slug(session, request.portal)
+def find_user(session: Session, org_id: str, email: str) -> User | None:
+    """The account for `email` (normalised) in the org, or None."""
+    return session.exec(select(User).where(User.org_id == org_id, User.email == email)).first()
+
+
+async def portal_info(service: "Service", request: GetPortalInfo) -> PortalInfo:
+    """A portal's public facts (name, kb_id, sign-in methods, widget origins), from this replica's portal cache."""
+    portal = (await portals(service).get(request.portal)).portal
     methods = [m for m in _METHODS if _enabled(portal, m)]
     return PortalInfo(slug=portal.slug, name=portal.name, org_id=portal.org_id, kb_id=portal.kb_id,
                       sign_in_methods=methods, widget_origins=list(portal.widget_origins or []))

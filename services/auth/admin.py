@@ -26,27 +26,21 @@ from contracts.rpc import (
     UpdatePortalSettings,
     VerifyApiKey,
 )
-from services.auth import limits, portals
+from services.auth import caches, limits, portals
 from services.auth.domain import hash_api_key, new_api_key
 from services.auth.models import ApiKey, Portal, PortalSecret
 from services.auth.sessions import publish_session_policy
 from services.runtime.service import Service
 
 
-def _live_key(session: Session, presented: str) -> ApiKeyIdentity | None:
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented))).first()
-    now = datetime.now(UTC)
-    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
-        return None
-    return ApiKeyIdentity(key_id=key.id, org_id=key.org_id, role=key.role, name=key.name)
-
-
 async def verify_api_key(service: Service, request: VerifyApiKey) -> ApiKeyIdentity:
     """The key's org and role, or `unauthorized`; wrong keys count against the client address
-    (`limits.API_KEY_FAILURES_PER_IP`: `rate_limited` while it must wait)."""
+    (`limits.API_KEY_FAILURES_PER_IP`: `rate_limited` while it must wait). Live keys are read from this
+    replica's memory (`caches.ApiKeyCache`, by the key's hash), which a revocation empties on every replica
+    before it is answered."""
     limiter = service.resources["limits"]
     await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
-    identity = await service.read(_live_key, request.key)
+    identity = await caches.api_keys(service).get(hash_api_key(request.key))
     await limiter.settle(identity is not None, limits.API_KEY_FAILURES_PER_IP, request.client_ip)
     if identity is None:
         raise ServiceError(ErrorCode.unauthorized, "Unknown, expired or revoked API key.")
@@ -57,10 +51,15 @@ def get_portal(session: Session, request: GetPortal) -> PortalView:
     return portals.portal_view(session, portals.admin_portal(session, request.actor, request.portal))
 
 
-def create_portal(session: Session, request: CreatePortal) -> PortalView:
-    portals.require_admin(request.actor, request.actor.org_id)
-    portal = portals.create_portal(session, org_id=request.actor.org_id, slug=request.slug, name=request.name)
-    return portals.portal_view(session, portal)
+async def create_portal(service: Service, request: CreatePortal) -> PortalView:
+    def create(session: Session) -> PortalView:
+        portals.require_admin(request.actor, request.actor.org_id)
+        portal = portals.create_portal(session, org_id=request.actor.org_id, slug=request.slug, name=request.name)
+        return portals.portal_view(session, portal)
+
+    view = await service.transaction(create)
+    await caches.portals(service).changed(view.slug)
+    return view
 
 
 async def update_portal_settings(service: Service, request: UpdatePortalSettings) -> PortalView:
@@ -73,12 +72,20 @@ async def update_portal_settings(service: Service, request: UpdatePortalSettings
         return portals.portal_view(session, portal), portal
 
     view, portal = await service.transaction(update)
+    await caches.portals(service).changed(portal.slug)
     await publish_session_policy(service, portal)
     return view
 
 
-def rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
-    """A new secret, accepted at once; the current ones keep working for the grace period, then stop."""
+async def rotate_secret(service: Service, request: RotateSecret) -> NewSecret:
+    """A new secret, accepted at once on every replica; the current ones keep working for the grace period,
+    then stop."""
+    created = await service.transaction(_rotate_secret, request)
+    await caches.portals(service).changed(request.portal)
+    return created
+
+
+def _rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
     portal = portals.admin_portal(session, request.actor, request.portal)
     if request.replaces is not None:
         live = portals.live_secrets(session, portal)
@@ -89,7 +96,14 @@ def rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
     return NewSecret(kid=key.kid, secret=key.secret, previous_retire_at=retire_at.isoformat())
 
 
-def revoke_secret(session: Session, request: RevokeSecret) -> SecretRevoked:
+async def revoke_secret(service: Service, request: RevokeSecret) -> SecretRevoked:
+    """The secret stops working at once, on every replica (`caches.PortalCache.changed`) before this answers."""
+    revoked = await service.transaction(_revoke_secret, request)
+    await caches.portals(service).changed(request.portal)
+    return revoked
+
+
+def _revoke_secret(session: Session, request: RevokeSecret) -> SecretRevoked:
     portal = portals.admin_portal(session, request.actor, request.portal)
     secret = session.get(PortalSecret, request.kid)
     if secret is None or secret.portal_id != portal.id:
@@ -135,7 +149,15 @@ def list_api_keys(session: Session, request: ListApiKeys) -> ApiKeyList:
     return ApiKeyList(keys=[_key_view(k) for k in keys])
 
 
-def revoke_api_key(session: Session, request: RevokeApiKey) -> ApiKeyView:
+async def revoke_api_key(service: Service, request: RevokeApiKey) -> ApiKeyView:
+    """The key stops working at once, on every replica (`caches.ApiKeyCache.changed`) before this answers;
+    `not_found` for an id that is not a key of the actor's org."""
+    view = await service.transaction(_revoke_api_key, request)
+    await caches.api_keys(service).changed(view.id)
+    return view
+
+
+def _revoke_api_key(session: Session, request: RevokeApiKey) -> ApiKeyView:
     portals.require_admin(request.actor, request.actor.org_id)
     key = session.get(ApiKey, request.key_id)
     if key is None or key.org_id != request.actor.org_id:

@@ -3,6 +3,7 @@
 from contracts import operations
 from contracts.events import IdentityLinked, UserRegistered
 from services.auth import accounts, admin, custom_sign_on, email_access, signin, staff
+from services.auth.caches import open_caches
 from services.auth.sessions import open_buckets
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -10,6 +11,7 @@ from services.runtime.settings import Settings
 
 def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("auth", settings or Settings(), produces=(UserRegistered, IdentityLinked), **overrides)  # type: ignore[arg-type]
+    service.on_start(open_caches)
     service.on_start(open_buckets)
     endpoints = {
         operations.auth.start_email_access: email_access.start_email_access,

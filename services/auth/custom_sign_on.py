@@ -9,8 +9,6 @@ import secrets
 from urllib.parse import urlencode, urlsplit
 
 import nats.js.errors
-from sqlmodel import Session
-
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import (
     BeginCustomSignOn,
@@ -19,10 +17,10 @@ from contracts.rpc import (
     CustomSignOnRedirect,
 )
 from services.auth import limits
-from services.auth.accounts import portal_for_method
+from services.auth.accounts import require_method
+from services.auth.caches import portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal
-from services.auth.portals import signing_keys
 from services.auth.signin import sign_in_customer
 from services.auth.tokens import SigningKey, verify_token
 from services.runtime.service import Service
@@ -46,13 +44,15 @@ def safe_referral(referral: str, portal: str) -> str:
     return referral
 
 
-def _portal(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
-    portal = portal_for_method(session, slug, "custom_sign_on")
-    return portal, signing_keys(session, portal)
+async def _portal(service: Service, slug: str) -> tuple[Portal, list[SigningKey]]:
+    """The portal (custom sign-on set up) and its live secrets, from this replica's portal cache."""
+    known = await portals(service).get(slug)
+    require_method(known.portal, "custom_sign_on")
+    return known.portal, known.signing_keys()
 
 
 async def begin(service: Service, request: BeginCustomSignOn) -> CustomSignOnRedirect:
-    portal, _ = await service.transaction(_portal, request.portal)
+    portal, _ = await _portal(service, request.portal)
     tracking = secrets.token_urlsafe(24)
     referral = safe_referral(request.referral_url, portal.slug)
     state = {"portal": portal.slug, "nonce": _hash(request.browser_nonce), "referral": referral}
@@ -66,7 +66,7 @@ async def begin(service: Service, request: BeginCustomSignOn) -> CustomSignOnRed
 
 async def complete(service: Service, request: CompleteCustomSignOn) -> CustomSignOnDone:
     await service.resources["limits"].hit(limits.TOKEN_LOGINS_PER_IP, request.client_ip)
-    portal, keys = await service.transaction(_portal, request.portal)
+    portal, keys = await _portal(service, request.portal)
     state = await _take_state(service, request)
     claims = verify_token(request.external_token, keys, max_age_seconds=EXTERNAL_TOKEN_MAX_AGE)
     email = normalize_email(claims["email"])

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, insert, select, update
 
 from contracts import operations
 from contracts.envelope import new_id
@@ -20,7 +20,8 @@ from contracts.rpc import (
     VerifyEmailCode,
 )
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_for_method
+from services.auth.accounts import get_or_create_user, portal_for_method, require_method
+from services.auth.caches import portals
 from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
 from services.auth.sessions import open_session, replace_session, session_for
@@ -40,19 +41,23 @@ def _code_hash(code_id: str, code: str) -> str:
     return hashlib.sha256(f"{code_id}:{code}".encode()).hexdigest()
 
 
-def issue_code(session: Session, slug: str, email: str) -> tuple[Portal, User, str]:
-    """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working."""
-    portal = portal_for_method(session, slug, "email")
+def issue_code(session: Session, portal: Portal | str, email: str) -> tuple[Portal, User, str]:
+    """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working.
+    `portal`: one with e-mail access on (`require_method`), or its slug (then checked here)."""
+    if isinstance(portal, str):
+        portal = portal_for_method(session, portal, "email")
     user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="email",
                                  portal=portal.slug)
     now = datetime.now(UTC)
+    # Plain statements (no objects in the session to keep in step): a code request writes two rows' worth.
     session.exec(update(AccessCode).where(  # type: ignore[call-overload]
         AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
-        .values(used_at=now))
+        .values(used_at=now).execution_options(synchronize_session=False))
     code = f"{secrets.randbelow(10**6):06d}"
     code_id = new_id()
-    session.add(AccessCode(id=code_id, portal_id=portal.id, user_id=user.id, code_hash=_code_hash(code_id, code),
-                           created_at=now, expires_at=now + CODE_LIFETIME))
+    session.exec(insert(AccessCode).values(  # type: ignore[call-overload]
+        id=code_id, portal_id=portal.id, user_id=user.id, code_hash=_code_hash(code_id, code), created_at=now,
+        expires_at=now + CODE_LIFETIME, attempts=0))
     return portal, user, code
 
 
@@ -75,7 +80,8 @@ async def _start_email_access(service: Service, request: StartEmailAccess) -> Em
     await limiter.hit(limits.CODE_REQUESTS_PER_IP, request.client_ip)
     email = normalize_email(request.email)
     await limiter.hit(limits.CODE_REQUESTS_PER_ACCOUNT, f"{request.portal}|{email}")
-    portal, user, code = await service.transaction(issue_code, request.portal, email)
+    portal = await _email_portal(service, request.portal)
+    portal, user, code = await service.transaction(issue_code, portal, email)
     await service.client.call(operations.notifications.send_email, SendEmail(
         to=email, kind="access_code", subject=f"Your {portal.name} sign-in code",
         text=(f"Your code to sign in to {portal.name} is {code}.\n\n"
@@ -95,9 +101,16 @@ class CodeCheck(Enum):
     exhausted = "exhausted"
 
 
-def check_code(session: Session, slug: str, email: str, code: str) -> tuple[CodeCheck, Portal, User | None]:
+async def _email_portal(service: Service, slug: str) -> Portal:
+    """The portal, from this replica's portal cache; `unknown_portal`, or `method_disabled` when e-mail access
+    is off there."""
+    portal = (await portals(service).get(slug)).portal
+    require_method(portal, "email")
+    return portal
+
+
+def check_code(session: Session, portal: Portal, email: str, code: str) -> tuple[CodeCheck, Portal, User | None]:
     """Counts the try (committed even when wrong) and uses the code up when right."""
-    portal = portal_for_method(session, slug, "email")
     user = session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
     if user is None:
         return CodeCheck.wrong, portal, None
@@ -129,7 +142,8 @@ async def verify_email_code(service: Service, request: VerifyEmailCode) -> Sessi
     guarded = (limits.CODE_FAILURES_PER_IP, request.client_ip, limits.CODE_FAILURES_PER_ACCOUNT,
                f"{request.portal}|{email}")
     await limiter.guard(*guarded)
-    result, portal, user = await service.transaction(check_code, request.portal, email, request.code)
+    portal = await _email_portal(service, request.portal)
+    result, portal, user = await service.transaction(check_code, portal, email, request.code)
     await limiter.settle(result is CodeCheck.ok, *guarded)
     if result is CodeCheck.exhausted:
         raise ServiceError(ErrorCode.code_tries_used if request.say_why else ErrorCode.invalid_code,

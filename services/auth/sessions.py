@@ -21,7 +21,7 @@ from contracts.sessions import (
     SignInMethod,
     session_key,
 )
-from services.auth.limits import RATE_BUCKET, RateLimiter
+from services.auth.limits import RATE_BUCKET, RateLimiter, open_window_bucket
 from services.auth.models import Portal, User
 from services.runtime.kv import ensure_bucket
 from services.runtime.outbox import record_event
@@ -34,17 +34,21 @@ JTI_WINDOW = timedelta(hours=2)  # longer than any token's accepted age plus lee
 
 async def open_buckets(service: Service) -> None:
     js = service.broker.config.connection_state.stream
+    replicas = service.settings.resolved_nats_replicas
     service.resources["sessions"] = await ensure_bucket(
-        js, SESSIONS_BUCKET, ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
+        js, SESSIONS_BUCKET, ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions",
+        replicas=replicas)
     service.resources["jti"] = await ensure_bucket(
-        js, JTI_BUCKET, ttl_seconds=JTI_WINDOW.total_seconds(), description="SSO token ids already used")
+        js, JTI_BUCKET, ttl_seconds=JTI_WINDOW.total_seconds(), description="SSO token ids already used",
+        replicas=replicas)
     service.resources["sign_on_state"] = await ensure_bucket(
-        js, SIGN_ON_BUCKET, ttl_seconds=15 * 60, description="Custom sign-on logins in progress")
+        js, SIGN_ON_BUCKET, ttl_seconds=15 * 60, description="Custom sign-on logins in progress", replicas=replicas)
     service.resources["limits"] = RateLimiter(await ensure_bucket(
-        js, RATE_BUCKET, ttl_seconds=3600, description="Sign-in rate limit counters"),
-        scale=service.settings.rate_limit_scale)
+        js, RATE_BUCKET, ttl_seconds=3600, description="Sign-in rate limit counters", replicas=replicas),
+        scale=service.settings.rate_limit_scale, windows=await open_window_bucket(js, replicas),
+        reopen_windows=lambda: open_window_bucket(js, replicas))
     service.resources["session_policies"] = await ensure_bucket(
-        js, SESSION_POLICIES_BUCKET, ttl_seconds=0,
+        js, SESSION_POLICIES_BUCKET, ttl_seconds=0, replicas=replicas,
         description="Each portal's current session lifetime and idle timeout")
     # Heals a write lost between a settings commit and its publication (see `publish_session_policy`).
     for portal in await service.read(lambda session: list(session.exec(select(Portal)).all())):

@@ -1,6 +1,7 @@
 """Sign-in endpoints: SSO token, anonymous, staff password, logout."""
 
 import asyncio
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -19,10 +20,10 @@ from contracts.rpc import (
 )
 from contracts.sessions import SessionRecord, session_key
 from services.auth import limits
-from services.auth.accounts import get_or_create_user, portal_for_method
+from services.auth.accounts import find_user, get_or_create_user, require_method
+from services.auth.caches import customers, portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, StaffSession, User
-from services.auth.portals import signing_keys
 from services.auth.sessions import (
     end_session,
     open_session,
@@ -30,7 +31,7 @@ from services.auth.sessions import (
     replace_session,
     session_for,
 )
-from services.auth.tokens import SigningKey, verify_token
+from services.auth.tokens import verify_token
 from services.runtime.logging import get_logger
 from services.runtime.service import Service
 
@@ -39,25 +40,32 @@ log = get_logger("portico.auth")
 STAFF_SESSION = timedelta(hours=12)
 STAFF_IDLE = timedelta(hours=2)
 _hasher = PasswordHasher()
-# Checked when the e-mail has no staff account, so that the answer takes as long as for one that has.
-_DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the e-mail has no staff account, so that the answer takes as long as for one that has.
+    Made on first use: an argon2 hash takes 64 MiB for a moment, which a process that never checks a
+    password should not pay at start."""
+    return _hasher.hash("portico-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _sso_context(session: Session, slug: str) -> tuple[Portal, list[SigningKey]]:
-    portal = portal_for_method(session, slug, "sso")
-    return portal, signing_keys(session, portal)
-
-
 async def sso_login(service: Service, request: SsoLogin) -> SessionOpened:
-    """Auto-login with a token from the company's backend; the first login of an e-mail creates the account."""
+    """Auto-login with a token from the company's backend; the first login of an e-mail creates the account.
+
+    The portal and its secrets come from this replica's cache (`caches.PortalCache`: a revoked secret is
+    refused at once on every replica); a returning customer's login writes nothing to the database."""
     limiter = service.resources["limits"]
     await limiter.hit(limits.TOKEN_LOGINS_PER_IP, request.client_ip)
-    portal, keys = await service.read(_sso_context, request.portal)
-    claims = verify_token(request.token, keys, max_age_seconds=portal.sso_token_max_age_minutes * 60)
+    known = await portals(service).get(request.portal)
+    portal = known.portal
+    require_method(portal, "sso")
+    claims = verify_token(request.token, known.signing_keys(),
+                          max_age_seconds=portal.sso_token_max_age_minutes * 60)
     email = normalize_email(claims["email"])
     await limiter.hit(limits.TOKEN_LOGINS_PER_ACCOUNT, f"{portal.id}|{email}")
     if "jti" in claims:
@@ -75,10 +83,15 @@ async def sign_in_customer(service: Service, portal: Portal, email: str, display
     the browser's earlier anonymous or unverified identity linked to them."""
     def account(session: Session) -> User:
         user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method=method,
-                                     portal=portal.slug, display_name=display_name)
+                                     portal=portal.slug, display_name=display_name, known_absent=True)
         return user
 
-    user = await service.transaction(account)
+    known = customers(service)
+    user = known.get(portal.org_id, email)
+    if user is None:
+        # Read first, without the write lock: only a first login writes (the account and `UserRegistered`).
+        user = await service.read(find_user, portal.org_id, email) or await service.transaction(account)
+        known.keep(user)
     record = session_for(user, method=method, portal=portal)
     token = await open_session(service.resources["sessions"], record)
     await replace_session(service, replaces_session, user, portal, method, token)
@@ -88,14 +101,15 @@ async def sign_in_customer(service: Service, portal: Portal, email: str, display
 
 async def anonymous_login(service: Service, request: AnonymousLogin) -> SessionOpened:
     """A session as the portal's Anonymous user, where the portal allows requests without login."""
-    def context(session: Session) -> tuple[Portal, User]:
-        portal = portal_for_method(session, request.portal, "anonymous")
-        user = session.get(User, portal.anonymous_user_id) if portal.anonymous_user_id else None
-        if user is None:
-            raise ServiceError(ErrorCode.internal_error, "This portal has no Anonymous user; run `portico migrate`.")
-        return portal, user
+    portal = (await portals(service).get(request.portal)).portal
+    require_method(portal, "anonymous")
 
-    portal, user = await service.transaction(context)
+    def anonymous(session: Session) -> User | None:
+        return session.get(User, portal.anonymous_user_id) if portal.anonymous_user_id else None
+
+    user = await service.read(anonymous)
+    if user is None:
+        raise ServiceError(ErrorCode.internal_error, "This portal has no Anonymous user; run `portico migrate`.")
     record = session_for(user, method="anonymous", portal=portal)
     token = await open_session(service.resources["sessions"], record)
     log.info("signed in", method="anonymous", portal=portal.slug)
@@ -124,7 +138,7 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
 
     def check() -> bool:
         try:
-            return _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH,
+            return _hasher.verify(user.password_hash if user and user.password_hash else _dummy_hash(),
                                   request.password)
         except (VerificationError, InvalidHashError):
             return False

@@ -21,7 +21,7 @@ from services.runtime.settings import Settings
 
 def _conversation(session: Session, actor: Actor, conversation_id: str) -> Conversation:
     store.agent_author(actor)
-    return store.of_org(session, actor.org_id, conversation_id)
+    return store.of_org(session, actor.org_id, conversation_id, for_update=True)
 
 
 def post_message(settings: Settings, session: Session, request: AgentPostMessage) -> PostedMessage:
@@ -31,7 +31,7 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
         [a.sha256 for a in request.attachments]), PostedMessage)
     if isinstance(claim, PostedMessage):
         return claim
-    conversation = store.of_org(session, request.actor.org_id, request.conversation_id)
+    conversation = store.load(session, request.actor.org_id, request.conversation_id)
     config = store.portal_config(session, conversation.portal, conversation.org_id)
     body = domain.check_message(request.body, request.attachments, store.limits_of(config, settings))
     reopened = False
@@ -44,9 +44,8 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
         reopened = True
     message = store.add_message(session, conversation, author=me, body=body, channel=conversation.reply_channel,
                                 internal=request.internal, attachments=request.attachments)
-    session.flush()
-    staff = session.get(Customer, me.id) if me.id else None
-    view = views.posted(message, request.attachments, (staff.display_name or staff.email) if staff else me.name)
+    name = store.account_name(session, me.id) if me.id else None
+    view = views.posted(message, request.attachments, name or me.name)
     return claim.answer(session, PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened),
                         message.id)
 

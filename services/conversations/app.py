@@ -35,7 +35,7 @@ from services.runtime.settings import Settings
 
 async def open_attachments(service: Service) -> None:
     await ensure_object_store(service.broker.config.connection_state.stream, ATTACHMENTS_BUCKET,
-                              description="Message attachments")
+                              description="Message attachments", replicas=service.settings.resolved_nats_replicas)
 
 
 async def prune_idempotency_keys(service: Service) -> None:
@@ -56,6 +56,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         **overrides,  # type: ignore[arg-type]
     )
     service.on_start(open_attachments)
+    service.on_start(admin.listen_for_settings_changes)
     service.every(600, attachments.delete_orphans)
     service.every(3600, prune_idempotency_keys)
     endpoints = {

@@ -38,10 +38,11 @@ def start_conversation(settings: Settings, session: Session, request: StartConve
     conversation = store.create_conversation(
         session, org_id=viewer.org_id, portal=viewer.portal, customer_id=viewer.user_id, channel=request.channel,
         subject=request.subject, viewers=store.viewers_of(viewer))
-    store.add_message(session, conversation, author=store.Author(viewer.user_id, "customer"), body=body,
-                      channel=request.channel, attachments=request.attachments)
-    session.flush()
-    reply = ConversationReply(conversation=views.detail(session, conversation, config, store.now()))
+    message = store.add_message(session, conversation, author=store.Author(viewer.user_id, "customer"), body=body,
+                                channel=request.channel, attachments=request.attachments)
+    # Its only message is the one just written: the answer is built from it, not read back.
+    first = views.posted(message, request.attachments, store.account_name(session, viewer.user_id))
+    reply = ConversationReply(conversation=views.detail(session, conversation, config, store.now(), [first]))
     return claim.answer(session, reply, conversation.id)
 
 
@@ -60,7 +61,7 @@ def post_message(settings: Settings, session: Session, request: PostMessage) -> 
     if isinstance(claim, PostedMessage):
         return claim
     config = store.portal_open(session, viewer)
-    conversation = store.visible(session, viewer, request.conversation_id)
+    conversation = store.visible(session, viewer, request.conversation_id, for_update=True)
     body = _check_message(settings, config, request.body, request)
     reopened = False
     if conversation.status == "closed":
@@ -74,7 +75,6 @@ def post_message(settings: Settings, session: Session, request: PostMessage) -> 
     conversation.reply_channel = request.channel
     message = store.add_message(session, conversation, author=store.Author(viewer.user_id, "customer"), body=body,
                                 channel=request.channel, attachments=request.attachments)
-    session.flush()
     view = views.posted(message, request.attachments, viewer.display_name or viewer.email)
     reply = PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened)
     return claim.answer(session, reply, message.id)
@@ -87,9 +87,8 @@ def reopen_conversation(session: Session, request: ReopenConversation) -> Conver
     if isinstance(claim, ConversationReply):
         return claim
     config = store.portal_open(session, viewer)
-    conversation = store.visible(session, viewer, request.conversation_id)
+    conversation = store.visible(session, viewer, request.conversation_id, for_update=True)
     if conversation.status == "closed":
         conversation = _reopen_for_customer(session, viewer, config, conversation)
-    session.flush()
     reply = ConversationReply(conversation=views.detail(session, conversation, config, store.now()))
     return claim.answer(session, reply, conversation.id)

@@ -3,6 +3,10 @@
 The key is claimed first thing in the request's transaction, so a concurrent duplicate waits for
 the first one to commit (SQLite: one writer at a time; PostgreSQL: the unique key) and then
 answers with what the first one stored. The effect and the stored answer commit together.
+
+The claim is one `INSERT .. ON CONFLICT DO NOTHING RETURNING` and the answer one `UPDATE` (Core statements,
+no savepoint): a key already taken is seen from the row count, without an error that would spoil
+the transaction.
 """
 
 import json
@@ -10,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
 from contracts.errors import ErrorCode, ServiceError
@@ -22,35 +28,47 @@ R = TypeVar("R", bound=Reply)
 KEEP_FOR = timedelta(hours=24)
 
 
+_TABLE: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+# RETURNING tells whether the row was inserted (the row count is not reported by every driver).
+_CLAIMS = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE).on_conflict_do_nothing(
+    index_elements=[_TABLE.c.scope, _TABLE.c.key]).returning(_TABLE.c.scope) for dialect in (postgresql, sqlite)}
+_ANSWER = (update(_TABLE).where(_TABLE.c.scope == bindparam("k_scope"), _TABLE.c.key == bindparam("k_key"))
+           .values(response=bindparam("response"), resource_id=bindparam("resource_id")))
+_STORED = core_select(_TABLE.c.fingerprint, _TABLE.c.response).where(
+    _TABLE.c.scope == bindparam("scope"), _TABLE.c.key == bindparam("key"))
+
+
 @dataclass
 class Claim:
-    record: IdempotencyRecord | None
+    scope: str | None = None  # None: no key was given, nothing is stored
+    key: str | None = None
 
     def answer(self, session: Session, reply: R, resource_id: str) -> R:
-        """Store the answer beside the effect; returns it unchanged."""
-        if self.record is not None:
-            self.record.response = reply.model_dump_json()
-            self.record.resource_id = resource_id
-            session.add(self.record)
+        """Store the answer beside the effect (one UPDATE of the claimed row); returns it unchanged."""
+        if self.scope is not None:
+            session.connection().execute(_ANSWER, {"k_scope": self.scope, "k_key": self.key,
+                                                   "response": reply.model_dump_json(), "resource_id": resource_id})
         return reply
 
 
 def claim(session: Session, scope: str, key: str | None, fingerprint: str, reply_model: type[R]) -> Claim | R:
-    """A `Claim` to fill in, or the stored answer (with `replayed=True`) when this key was used before."""
+    """A `Claim` to fill in, or the stored answer (with `replayed=True`) when this key was used before.
+
+    Raises `ServiceError`: `invalid_request` (a blank or unprintable key), `idempotency_key_reused`
+    (the key was used for another request: another fingerprint), `idempotency_in_progress` (the
+    first request with it has not committed its answer).
+    """
     if key is None:
-        return Claim(None)
+        return Claim()
     if not key.strip() or not key.isprintable():
         raise ServiceError(ErrorCode.invalid_request, "Idempotency-Key: must be printable and not blank.")
-    record = IdempotencyRecord(scope=scope, key=key, fingerprint=fingerprint, response="", resource_id="",
-                               created_at=datetime.now(UTC))
-    try:
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-        return Claim(record)
-    except IntegrityError:
-        pass
-    stored = session.get(IdempotencyRecord, (scope, key), populate_existing=True)
+    connection = session.connection()
+    claimed = connection.execute(_CLAIMS[connection.dialect.name], {
+        "scope": scope, "key": key, "fingerprint": fingerprint, "response": "", "resource_id": "",
+        "created_at": datetime.now(UTC)}).first()
+    if claimed is not None:
+        return Claim(scope, key)
+    stored = connection.execute(_STORED, {"scope": scope, "key": key}).first()
     if stored is None or not stored.response:
         raise ServiceError(ErrorCode.idempotency_in_progress,
                            "A request with this Idempotency-Key is still being handled; retry shortly.")

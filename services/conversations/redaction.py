@@ -31,7 +31,7 @@ SEARCH_LIMIT = 20_000  # stream messages looked through for the event to erase
 
 def _scrub(session: Session, request: AgentRedact) -> tuple[AgentConversationReply, list[str], str | None, datetime]:
     me = store.agent_author(request.actor)
-    conversation = store.of_org(session, request.actor.org_id, request.conversation_id)
+    conversation = store.of_org(session, request.actor.org_id, request.conversation_id, for_update=True)
     message = session.get(Message, request.message_id)
     if message is None or message.conversation_id != conversation.id or message.kind == "event":
         raise ServiceError(ErrorCode.not_found, "No such message in this conversation.")

@@ -1,11 +1,31 @@
-"""Changing conversations: every change and the event it publishes happen in the caller's transaction."""
+"""Changing conversations: every change and the event it publishes happen in the caller's transaction.
 
+The writes of a message, an event entry and a new conversation are SQLAlchemy Core statements on the
+session's connection (the models are the schema), not ORM flushes: a post is a handful of statements
+compiled once. A `Conversation` given to these functions may be persistent (loaded by the ORM) or
+transient (`load`, `visible`, `create_conversation`); the columns they change are written by Core and,
+on a persistent one, marked as stored, so the ORM writes them no second time. Changes made elsewhere
+(subject, assignee, attributes, reporter) stay the ORM's to flush.
+
+A portal's settings are kept in the process (`PortalSettingsCache`): see its docstring for when they
+are read again.
+"""
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, bindparam, insert, or_, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.pool import Pool
+from sqlmodel import Session
 
 from contracts import roles
 from contracts.conversations import Viewer
@@ -53,15 +73,121 @@ class PortalRules:
 _RULES = tuple(f for f in PortalRules.__dataclass_fields__ if f not in ("portal", "org_id", "detail_attributes"))
 
 
-def portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
-    """The portal's settings, or the defaults when the admin never changed them."""
-    config = session.get(PortalConfig, portal)
+_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
+_VIEWERS: Table = ConversationViewer.__table__  # type: ignore[attr-defined]
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_ATTACHMENTS: Table = Attachment.__table__  # type: ignore[attr-defined]
+_SETTINGS: Table = PortalConfig.__table__  # type: ignore[attr-defined]
+_CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
+
+# Seconds a portal's settings are used as read when no change was heard of (a change made to the
+# database by hand, a notice lost while NATS reconnected): the longest a missed change can wait.
+PORTAL_SETTINGS_MAX_AGE = 5.0
+
+
+class PortalSettingsCache:
+    """Portals' settings as this process last read them from one database, by slug.
+
+    Settings change only through `admin.update_settings`. After its commit, the replica that made the
+    change forgets the portal and announces the slug on core NATS (`admin.SETTINGS_CHANGED`), which every
+    replica hears (`app.listen_for_settings_changes`) before the admin's request is answered: the change
+    applies at once on that replica and, on the others, as soon as the notice arrives (one NATS hop).
+    Everything is forgotten when the NATS connection was re-established, and each portal is read again
+    at least every `PORTAL_SETTINGS_MAX_AGE` seconds. A read begun before a change is never kept after
+    it (`generation`). Used from the service's worker threads: one lock guards the generation.
+    """
+
+    def __init__(self, max_age: float = PORTAL_SETTINGS_MAX_AGE) -> None:
+        self.max_age = max_age
+        self.generation = 0
+        self._known: dict[str, tuple[PortalRules | None, float]] = {}
+        self._lock = threading.Lock()
+        self._reconnects: Callable[[], int] = lambda: 0
+        self._seen_reconnects = 0
+
+    def watch_reconnects(self, reconnects: Callable[[], int]) -> None:
+        """`reconnects()`: how often the NATS connection that brings the change notices was re-established;
+        everything is forgotten when it grows (a notice may have been missed meanwhile)."""
+        self._reconnects, self._seen_reconnects = reconnects, reconnects()
+
+    def forget(self, portal: str | None = None) -> None:
+        """Forget one portal (None: all) and every read of it still under way."""
+        with self._lock:
+            self.generation += 1
+            if portal is None:
+                self._known.clear()
+            else:
+                self._known.pop(portal, None)
+
+    def get(self, session: Session, portal: str) -> "PortalRules | None":
+        """The portal's settings (with the org of the portal they belong to), None for a portal without any."""
+        reconnects = self._reconnects()
+        if reconnects != self._seen_reconnects:
+            self._seen_reconnects = reconnects
+            self.forget()
+        known = self._known.get(portal)
+        if known is not None and time.monotonic() - known[1] < self.max_age:
+            return known[0]
+        generation = self.generation
+        config = _read_rules(session, portal)
+        with self._lock:
+            if generation == self.generation:
+                self._known[portal] = (config, time.monotonic())
+        return config
+
+
+_settings_caches: "weakref.WeakKeyDictionary[Pool, PortalSettingsCache]" = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def settings_cache(bind: Any) -> PortalSettingsCache:
+    """The settings cache of the database behind `bind` (an Engine, or a session's bind): one per
+    connection pool, which an engine shares with its `execution_options` copies."""
+    pool = bind.pool
+    cache = _settings_caches.get(pool)
+    if cache is None:
+        with _caches_lock:
+            cache = _settings_caches.setdefault(pool, PortalSettingsCache())
+    return cache
+
+
+_READ_SETTINGS = core_select(*_SETTINGS.c).where(_SETTINGS.c.portal == bindparam("portal"))
+
+
+def _read_rules(session: Session, portal: str) -> PortalRules | None:
+    row = session.connection().execute(_READ_SETTINGS, {"portal": portal}).first()
+    if row is None:
+        return None
+    return PortalRules(portal=portal, org_id=row.org_id, detail_attributes=tuple(row.detail_attributes),
+                       **{name: getattr(row, name) for name in _RULES})
+
+
+def _rules(config: PortalRules | None, portal: str, org_id: str) -> PortalRules:
     if config is None:
         return PortalRules(portal=portal, org_id=org_id)
     if config.org_id != org_id:  # portal slugs are unique across orgs; a mismatch is another org's portal
         raise ServiceError(ErrorCode.unknown_portal, f"There is no portal '{portal}'.")
-    return PortalRules(portal=portal, org_id=org_id, detail_attributes=tuple(config.detail_attributes),
-                       **{name: getattr(config, name) for name in _RULES})
+    return config
+
+
+def portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
+    """The portal's settings, or the defaults when the admin never changed them, as this process keeps
+    them (`PortalSettingsCache`); `ServiceError(unknown_portal)` for another org's portal."""
+    return _rules(settings_cache(session.get_bind()).get(session, portal), portal, org_id)
+
+
+def stored_portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
+    """`portal_config` read from the database itself, not from the process's cache (the admin console)."""
+    return _rules(_read_rules(session, portal), portal, org_id)
+
+
+_AUTHOR_NAME = core_select(_CUSTOMERS.c.display_name, _CUSTOMERS.c.email).where(_CUSTOMERS.c.id == bindparam("id"))
+
+
+def account_name(session: Session, user_id: str) -> str | None:
+    """The name shown for an account: its display name, else its e-mail; None for an unknown account."""
+    row = session.connection().execute(_AUTHOR_NAME, {"id": user_id}).first()
+    return (row.display_name or row.email) if row else None
 
 
 def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> domain.Limits:
@@ -80,19 +206,52 @@ def remember_customer(session: Session, *, user_id: str, org_id: str, email: str
         "registered_at": now(), "version": 0})
 
 
+_CONVERSATION_COLUMNS = tuple(_CONVERSATIONS.c)
+_new_conversation = Conversation._sa_class_manager.new_instance  # type: ignore[attr-defined]
+_MAPPER = Conversation.__mapper__  # type: ignore[attr-defined]
+
+
+def _conversation(values: Any) -> Conversation:
+    """A transient `Conversation` from all its columns' values (a mapping), made as the ORM makes a loaded
+    one: no validation, the values are the stored ones."""
+    if not _MAPPER.configured:
+        configure_mappers()
+    conversation = _new_conversation()
+    conversation.__dict__.update(values)
+    return conversation
+
+
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
+_INSERT_VIEWER = insert(_VIEWERS)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_INSERT_ATTACHMENT = insert(_ATTACHMENTS)
+# The columns a message or an event entry changes on its conversation (with what a reopen or close
+# set just before), written in one UPDATE.
+_ACTIVITY = ("status", "reply_channel", "closed_at", "preview", "updated_at", "last_activity_at",
+             "last_agent_reply_at", "next_seq", "version")
+_UPDATE_ACTIVITY = (update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("of_conversation"))
+                    .values({name: bindparam(name) for name in _ACTIVITY}))
+_SYNC_VIEWERS = (update(_VIEWERS).where(_VIEWERS.c.conversation_id == bindparam("of_conversation"))
+                 .values(status=bindparam("status"), last_activity_at=bindparam("last_activity_at")))
+
+
 def create_conversation(session: Session, *, org_id: str, portal: str, customer_id: str, channel: str,
                         subject: str, viewers: list[tuple[str, str]], linked_from: str | None = None,
                         thread_key: str | None = None) -> Conversation:
+    """A new open conversation, its viewer rows and `ConversationCreated` (three INSERTs); returns it
+    transient (not in the session: `add_message`/`add_event` write what they change themselves)."""
     at = now()
-    conversation = Conversation(
+    values = dict(
         id=new_id(), org_id=org_id, portal=portal, customer_id=customer_id, channel=channel, reply_channel=channel,
-        status="open", subject=domain.check_subject(subject), created_at=at, updated_at=at, last_activity_at=at,
-        linked_from=linked_from, thread_key=thread_key)
-    session.add(conversation)
-    for viewer, role in viewers:
-        session.add(ConversationViewer(viewer=viewer, conversation_id=conversation.id, portal=portal, role=role,
-                           status="open", channel=channel, last_activity_at=at, read_at=at))
-    session.flush()  # the viewer rows exist before anything updates them
+        status="open", subject=domain.check_subject(subject), assignee_id=None, attributes={}, preview="",
+        created_at=at, updated_at=at, last_activity_at=at, last_agent_reply_at=None, closed_at=None,
+        linked_from=linked_from, thread_key=thread_key, next_seq=1, version=1)
+    connection = session.connection()
+    connection.execute(_INSERT_CONVERSATION, values)
+    connection.execute(_INSERT_VIEWER, [
+        {"viewer": viewer, "conversation_id": values["id"], "portal": portal, "role": role, "status": "open",
+         "channel": channel, "last_activity_at": at, "read_at": at} for viewer, role in viewers])
+    conversation = _conversation(values)
     record_event(session, ConversationCreated(
         conversation_id=conversation.id, portal=portal, customer_id=customer_id, channel=channel,  # type: ignore[arg-type]
         conversation_subject=conversation.subject, linked_from=linked_from),
@@ -109,65 +268,91 @@ def _bump(conversation: Conversation, *, public: bool) -> datetime:
     return at
 
 
-def _sync_viewers(session: Session, conversation: Conversation) -> None:
-    session.connection().execute(
-        update(ConversationViewer)
-        .where(ConversationViewer.conversation_id == conversation.id)  # type: ignore[arg-type]
-        .values(status=conversation.status, last_activity_at=conversation.last_activity_at))
+def _save_activity(session: Session, conversation: Conversation) -> None:
+    """Write the `_ACTIVITY` columns of the conversation and of its viewer rows (two Core UPDATEs);
+    on a persistent conversation they are then marked as stored, so the ORM does not write them again."""
+    values = {name: getattr(conversation, name) for name in _ACTIVITY}
+    connection = session.connection()
+    connection.execute(_UPDATE_ACTIVITY, {"of_conversation": conversation.id, **values})
+    connection.execute(_SYNC_VIEWERS, {"of_conversation": conversation.id, "status": conversation.status,
+                                       "last_activity_at": conversation.last_activity_at})
+    if not sa_inspect(conversation).transient:
+        for name, value in values.items():
+            set_committed_value(conversation, name, value)
+
+
+@dataclass
+class Entry:
+    """A timeline entry just written (the `messages` row's values): what callers and `views.posted` read."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    kind: str
+    author_id: str | None
+    author_kind: str
+    visibility: str
+    channel: str
+    body: str | None
+    event: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+    event_id: str | None = None
 
 
 def _entry(session: Session, conversation: Conversation, *, kind: str, author: Author, visibility: str,
-           channel: str, body: str | None = None, event: str | None = None,
-           detail: dict[str, Any] | None = None) -> Message:
-    message = Message(id=new_id(), conversation_id=conversation.id, seq=conversation.next_seq, kind=kind,
-                      author_id=author.id, author_kind=author.kind, visibility=visibility, channel=channel,
-                      body=body, event=event, detail=detail or {}, created_at=now())
+           channel: str, at: datetime, body: str | None = None, event: str | None = None,
+           detail: dict[str, Any] | None = None, event_id: str | None = None, entry_id: str | None = None) -> Entry:
+    entry = Entry(id=entry_id or new_id(), conversation_id=conversation.id, seq=conversation.next_seq, kind=kind,
+                  author_id=author.id, author_kind=author.kind, visibility=visibility, channel=channel,
+                  body=body, event=event, detail=detail or {}, created_at=at, event_id=event_id)
     conversation.next_seq += 1
-    session.add(message)
-    return message
+    session.connection().execute(_INSERT_MESSAGE, {**entry.__dict__, "redacted_at": None, "redacted_by": None})
+    return entry
 
 
 def add_message(session: Session, conversation: Conversation, *, author: Author, body: str, channel: str,
                 internal: bool = False, attachments: list[AttachmentRef] = (),  # type: ignore[assignment]
-                in_reply_to: str | None = None) -> Message:
-    """A message or internal note, its files, and `MessagePosted`."""
+                in_reply_to: str | None = None) -> Entry:
+    """A message or internal note, its files, and `MessagePosted`: an INSERT for the message (and one for
+    its files), the outbox row, and the conversation's and its viewers' UPDATEs."""
     public = not internal
     at = _bump(conversation, public=public)
-    message = _entry(session, conversation, kind="note" if internal else "message", author=author,
-                     visibility="internal" if internal else "public", channel=channel, body=body,
-                     detail={"author_name": author.name} if author.name else None)
-    message.created_at = at
-    for ref in attachments:
-        session.add(Attachment(id=ref.attachment_id, org_id=conversation.org_id, conversation_id=conversation.id,
-                               message_id=message.id, filename=ref.filename, content_type=ref.content_type,
-                               size=ref.size, sha256=ref.sha256, created_at=at))
+    message_id = new_id()
+    visibility = "public" if public else "internal"
     if public:
         conversation.preview = domain.preview(body)
         if author.kind == "agent":
             conversation.last_agent_reply_at = at
     # A note's text never leaves this service: the event says a note was added, not what it says.
     envelope = record_event(session, MessagePosted(
-        conversation_id=conversation.id, message_id=message.id, portal=conversation.portal,
+        conversation_id=conversation.id, message_id=message_id, portal=conversation.portal,
         customer_id=conversation.customer_id, author_id=author.id, author_kind=author.kind,  # type: ignore[arg-type]
-        visibility=message.visibility, channel=channel, body=body if public else "",  # type: ignore[arg-type]
+        visibility=visibility, channel=channel, body=body if public else "",  # type: ignore[arg-type]
         attachments=list(attachments) if public else [], in_reply_to=in_reply_to,
         conversation_subject=conversation.subject), org_id=conversation.org_id, aggregate_id=conversation.id,
         aggregate_version=conversation.version)
-    message.event_id = envelope.id
-    session.add(conversation)
-    _sync_viewers(session, conversation)
+    message = _entry(session, conversation, kind="note" if internal else "message", author=author,
+                     visibility=visibility, channel=channel, at=at, body=body,
+                     detail={"author_name": author.name} if author.name else None, event_id=envelope.id,
+                     entry_id=message_id)
+    if attachments:
+        session.connection().execute(_INSERT_ATTACHMENT, [
+            {"id": ref.attachment_id, "org_id": conversation.org_id, "conversation_id": conversation.id,
+             "message_id": message_id, "filename": ref.filename, "content_type": ref.content_type,
+             "size": ref.size, "sha256": ref.sha256, "created_at": at, "deleted_at": None} for ref in attachments])
+    _save_activity(session, conversation)
     return message
 
 
 def add_event(session: Session, conversation: Conversation, *, author: Author, event: str,
-              detail: dict[str, Any] | None = None, internal: bool = False) -> Message:
+              detail: dict[str, Any] | None = None, internal: bool = False) -> Entry:
     """A timeline entry: closed, reopened, subject_changed, assigned, reporter_changed."""
-    _bump(conversation, public=not internal)
+    at = _bump(conversation, public=not internal)
     message = _entry(session, conversation, kind="event", author=author,
                      visibility="internal" if internal else "public", channel=conversation.reply_channel,
-                     event=event, detail=detail)
-    session.add(conversation)
-    _sync_viewers(session, conversation)
+                     at=at, event=event, detail=detail)
+    _save_activity(session, conversation)
     return message
 
 
@@ -245,21 +430,47 @@ def viewers_of(viewer: Viewer) -> list[tuple[str, str]]:
     return rows
 
 
+_VISIBLE = (core_select(*_CONVERSATION_COLUMNS)
+            .join(_VIEWERS, _VIEWERS.c.conversation_id == _CONVERSATIONS.c.id)
+            .where(_VIEWERS.c.viewer == bindparam("viewer"),
+                   or_(*(_VIEWERS.c.role == role.value for role in sorted(domain.SEES_CONVERSATION))),
+                   _CONVERSATIONS.c.id == bindparam("conversation_id"),
+                   _CONVERSATIONS.c.portal == bindparam("portal"), _CONVERSATIONS.c.org_id == bindparam("org_id"))
+            .limit(1))
+_OF_ORG = core_select(*_CONVERSATION_COLUMNS).where(_CONVERSATIONS.c.id == bindparam("conversation_id"),
+                                                    _CONVERSATIONS.c.org_id == bindparam("org_id"))
+# A write path reads the conversation row locked: two writers to one conversation (a customer and an
+# agent at the same moment) take its next `seq` one after the other. On PostgreSQL that is
+# `FOR UPDATE`; SQLite has one writer at a time already and SQLAlchemy leaves the clause out there.
+_VISIBLE_LOCKED = _VISIBLE.with_for_update(of=_CONVERSATIONS)
+_OF_ORG_LOCKED = _OF_ORG.with_for_update()
+
+
 def visible(session: Session, viewer: Viewer, conversation_id: str, *, for_update: bool = False) -> Conversation:
-    """The conversation if this viewer may see it; `not_found` otherwise, exactly as for a missing one."""
-    row = ConversationViewer
-    statement = (select(Conversation).join(row, row.conversation_id == Conversation.id)  # type: ignore[arg-type]
-                 .where(row.viewer == domain.viewer_key(viewer), col(row.role).in_(domain.SEES_CONVERSATION),
-                        Conversation.id == conversation_id,
-                        Conversation.portal == viewer.portal, Conversation.org_id == viewer.org_id))
-    conversation = session.exec(statement).first()
-    if conversation is None:
+    """The conversation if this viewer may see it (transient: one Core SELECT, no ORM load);
+    `not_found` otherwise, exactly as for a missing one. `for_update`: the row is locked until commit
+    (a write path: see `_VISIBLE_LOCKED`)."""
+    row = session.connection().execute(_VISIBLE_LOCKED if for_update else _VISIBLE, {
+        "viewer": domain.viewer_key(viewer), "conversation_id": conversation_id,
+        "portal": viewer.portal, "org_id": viewer.org_id}).first()
+    if row is None:
         raise ServiceError(ErrorCode.not_found, "No such conversation.")
-    return conversation
+    return _conversation(row._mapping)
 
 
-def of_org(session: Session, org_id: str, conversation_id: str) -> Conversation:
-    conversation = session.get(Conversation, conversation_id)
+def load(session: Session, org_id: str, conversation_id: str) -> Conversation:
+    """`of_org` as one Core SELECT, the conversation transient: for a path whose only changes are
+    `add_message`'s and `add_event`'s (they write those themselves). The row is locked until commit."""
+    row = session.connection().execute(_OF_ORG_LOCKED, {"conversation_id": conversation_id, "org_id": org_id}).first()
+    if row is None:
+        raise ServiceError(ErrorCode.not_found, "No such conversation.")
+    return _conversation(row._mapping)
+
+
+def of_org(session: Session, org_id: str, conversation_id: str, *, for_update: bool = False) -> Conversation:
+    """The org's conversation, persistent in the session (its changes are flushed by the ORM);
+    `not_found` for a missing one or another org's. `for_update`: the row is locked until commit."""
+    conversation = session.get(Conversation, conversation_id, with_for_update=for_update)
     if conversation is None or conversation.org_id != org_id:
         raise ServiceError(ErrorCode.not_found, "No such conversation.")
     return conversation

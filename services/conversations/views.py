@@ -17,7 +17,7 @@ from contracts.conversations import (
 from contracts.events import AttachmentRef
 from services.conversations.models import Attachment, Conversation, Customer, Message
 from services.conversations import domain
-from services.conversations.store import PortalRules, now
+from services.conversations.store import Entry, PortalRules, now
 
 
 def summary(conversation: Conversation, read_at: Any) -> ConversationSummary:
@@ -38,7 +38,7 @@ def messages(session: Session, conversation_id: str, *, include_internal: bool) 
                   Attachment.conversation_id == conversation_id)  # type: ignore[arg-type]
 
 
-def posted(row: Message, refs: list[AttachmentRef], author_name: str | None) -> MessageView:
+def posted(row: Entry, refs: list[AttachmentRef], author_name: str | None) -> MessageView:
     """The view of a message just written (the answer to posting it), from what the caller holds."""
     return MessageView(
         id=row.id, kind=row.kind, author_id=row.author_id, author_kind=row.author_kind,
@@ -77,7 +77,10 @@ def _attribute(conversation: Conversation, name: str, names: dict[str, str]) -> 
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def detail(session: Session, conversation: Conversation, config: PortalRules, read_at: Any) -> ConversationDetail:
+def detail(session: Session, conversation: Conversation, config: PortalRules, read_at: Any,
+           timeline: list[MessageView] | None = None) -> ConversationDetail:
+    """The customer's view of a conversation; `timeline`: its public messages when the caller holds
+    them all (a conversation just started), else they are read."""
     names: dict[str, str] = {}
     if conversation.assignee_id:
         agent = session.get(Customer, conversation.assignee_id)
@@ -92,7 +95,7 @@ def detail(session: Session, conversation: Conversation, config: PortalRules, re
     return ConversationDetail(
         **summary(conversation, read_at).model_dump(), closed_at=conversation.closed_at,
         linked_from=conversation.linked_from, attributes=attributes, reopen=reopen,
-        messages=messages(session, conversation.id, include_internal=False))
+        messages=messages(session, conversation.id, include_internal=False) if timeline is None else timeline)
 
 
 def agent_view(conversation: Conversation, email: str | None = None) -> AgentConversation:

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from faststream.nats import NatsBroker
 from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, wait_exponential
@@ -24,12 +25,15 @@ from services.gateway import (
     routes_session,
 )
 from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
+from services.gateway.metrics import HttpMetrics
+from services.gateway.metrics import router as metrics_router
 from services.gateway.errors import install_error_handlers
 from services.gateway.live import LiveFeed
 from services.gateway.session_policies import SessionPolicies
 from services.gateway.routes_docs import install_docs
 from services.gateway.web import install_pages
 from services.runtime.kv import ensure_bucket
+from services.runtime import tracing
 from services.runtime.logging import get_logger
 from services.runtime.nats import CONNECT_OPTIONS
 from services.runtime.rpc import RpcClient, bus_connected
@@ -37,10 +41,13 @@ from services.runtime.settings import Settings
 
 log = get_logger("portico.gateway")
 
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    broker = NatsBroker(settings.resolved_nats_url, logger=None, **CONNECT_OPTIONS)
+    tracing.configure_from_env("gateway")
+    broker = NatsBroker(settings.nats_servers, logger=None, **CONNECT_OPTIONS)
 
     buckets: dict[str, KeyValue] = {}
     session_policies = SessionPolicies()
@@ -51,10 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with attempt:
                 await broker.connect()
                 # Policies first: no session is read before its portal's current lifetime is known.
-                await session_policies.follow(broker.config.connection_state.stream)
+                await session_policies.follow(broker.config.connection_state.stream,
+                                              replicas=settings.resolved_nats_replicas)
                 buckets["sessions"] = await ensure_bucket(
                     broker.config.connection_state.stream, SESSIONS_BUCKET,
-                    ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions")
+                    ttl_seconds=MAX_SESSION_DAYS * 86400, description="Portico sign-in sessions",
+                    replicas=settings.resolved_nats_replicas)
                 # Live updates follow the conversations' events in the background (services.gateway.live).
                 await live.start(broker.config.connection_state.stream)
         log.info("gateway connected to NATS")
@@ -79,8 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("broker stop failed", error=repr(exc))
 
     # No redirect_slashes: `/api/v1/session/` is a JSON 404, not an empty redirect. Docs from local files.
+    # No OpenTelemetry: nothing here exports it, and FastAPI would look for providers on every request.
     app = FastAPI(title="Portico", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, telemetry=NO_TELEMETRY,
                   description="Customer-support portal: sign-in, conversations, knowledge base.")
     app.state.settings = settings
     app.state.broker = broker
@@ -96,10 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CrossSiteGuard, public_url=settings.resolved_public_url)
     app.add_middleware(RequestLog)
     app.add_middleware(client_address, trusted_proxies=settings.trusted_proxy_list)
+    app.add_middleware(HttpMetrics)  # outermost: counts and times every answer, refusals included
 
     install_error_handlers(app)
     install_docs(app)
     app.include_router(routes_health.router)
+    app.include_router(metrics_router)
     app.include_router(routes_session.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_conversations.router)

@@ -7,7 +7,9 @@ from fastapi import Depends, Path, Request
 from services.runtime.rpc import RpcClient
 
 
-def get_rpc(request: Request) -> RpcClient:
+async def get_rpc(request: Request) -> RpcClient:
+    """The app's service client. A coroutine: FastAPI runs a plain `def` dependency in a worker thread,
+    which costs more than the lookup itself."""
     return request.app.state.rpc
 
 

@@ -33,6 +33,8 @@ def client_address(app: ASGIApp, trusted_proxies: list[str]) -> ASGIApp:
     believes no forwarding header. The server must not rewrite the address itself: run uvicorn with
     `proxy_headers=False`, as `python -m services.gateway` does.
     """
+    if not trusted_proxies:
+        return app  # nothing to believe: the connecting address stands, without a check per request
     return ProxyHeadersMiddleware(app, trusted_hosts=list(trusted_proxies))  # type: ignore[arg-type]
 
 

@@ -28,11 +28,11 @@ class SessionPolicies:
         """The portal's current policy; None when it never changed (sessions carry the portal's own)."""
         return self._by_portal.get(portal) if portal else None
 
-    async def follow(self, js: JetStreamContext) -> None:
+    async def follow(self, js: JetStreamContext, replicas: int = 1) -> None:
         """Load every portal's policy, then keep following changes in the background (again on each call:
         a reconnect starts over from the bucket's current values)."""
         await self.stop()
-        kv = await ensure_bucket(js, SESSION_POLICIES_BUCKET, ttl_seconds=0,
+        kv = await ensure_bucket(js, SESSION_POLICIES_BUCKET, ttl_seconds=0, replicas=replicas,
                                  description="Each portal's current session lifetime and idle timeout")
         watcher = await kv.watchall()
         while (entry := await watcher.updates(timeout=10)) is not None:  # None: the current values are all in

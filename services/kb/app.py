@@ -2,7 +2,7 @@
 
 from contracts import operations
 from contracts.events import ArticlePublished, ArticleUnpublished
-from services.kb import articles, portals, reading, themes
+from services.kb import articles, indexing, portals, reading, themes
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
@@ -33,4 +33,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
         operations.kb.portal_appearance: themes.appearance,
     }
     service.answer_all(endpoints)
+    indexing.install(service)
     return service

@@ -1,6 +1,9 @@
 """Writing articles (admins and content managers): create, edit, publish, unpublish, delete, revisions."""
 
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
@@ -22,12 +25,15 @@ from contracts.kb import (
     RevisionList,
     UpdateArticle,
 )
-from services.kb import domain, search
+from services.kb import domain
+from services.kb.indexing import indexer_of
 from services.kb.models import Article, ArticleRevision, Category, KbPortal
 from services.kb.portals import admin_portal
 from services.runtime.outbox import record_event
 from services.runtime.service import Service
 from services.runtime.clock import now
+
+T = TypeVar("T")
 
 
 
@@ -87,8 +93,31 @@ def _content_changed(session: Session, portal: str) -> None:
                  .values(content_version=KbPortal.content_version + 1))
 
 
+SEARCH_CHANGED = "kb_search_changed"
+
+
+def _search_changed(session: Session, article: Article) -> None:
+    """Note the article for the search index refresh that follows the commit (`_write`)."""
+    session.info.setdefault(SEARCH_CHANGED, set()).add(article.id)
+
+
+async def _write(service: Service, write: Callable[[Session], T]) -> T:
+    """`write` in one transaction; then this replica's search index takes in the articles it published or
+    withdrew, before the answer goes out (the others do on the events)."""
+    changed: set[str] = set()
+
+    def run(session: Session) -> T:
+        session.info[SEARCH_CHANGED] = changed
+        return write(session)
+
+    result = await service.transaction(run)
+    if changed:
+        await indexer_of(service).refresh(changed)
+    return result
+
+
 def _published(session: Session, org_id: str, article: Article) -> None:
-    search.index_article(session, article)
+    _search_changed(session, article)
     record_event(session, ArticlePublished(
         article_id=article.id, portal=article.portal, slug=article.slug, title=article.title,
         visibility=article.visibility, locale=article.locale, revision=article.version),  # type: ignore[arg-type]
@@ -98,7 +127,7 @@ def _published(session: Session, org_id: str, article: Article) -> None:
 
 def _withdrawn(session: Session, org_id: str, article: Article, reason: str, aggregate_version: int) -> None:
     """A published article stops being readable: out of the search, `ArticleUnpublished`."""
-    search.unindex_article(session, article.id)
+    _search_changed(session, article)
     record_event(session, ArticleUnpublished(article_id=article.id, portal=article.portal, slug=article.slug,
                                              reason=reason),  # type: ignore[arg-type]
                  org_id=org_id, aggregate_id=article.id, aggregate_version=aggregate_version)
@@ -138,7 +167,7 @@ async def create(service: Service, request: CreateArticle) -> AdminArticleReply:
             raise ServiceError(ErrorCode.conflict, f"An article '{slug}' exists already.") from exc
         return AdminArticleReply(article=admin_view(session, article))
 
-    return await service.transaction(write)
+    return await _write(service, write)
 
 
 async def edit(service: Service, request: UpdateArticle) -> AdminArticleReply:
@@ -151,7 +180,7 @@ async def edit(service: Service, request: UpdateArticle) -> AdminArticleReply:
             _published(session, portal.org_id, article)
         return AdminArticleReply(article=admin_view(session, article))
 
-    return await service.transaction(write)
+    return await _write(service, write)
 
 
 async def publish(service: Service, request: ArticleAction) -> AdminArticleReply:
@@ -165,7 +194,7 @@ async def publish(service: Service, request: ArticleAction) -> AdminArticleReply
             _published(session, portal.org_id, article)
         return AdminArticleReply(article=admin_view(session, article))
 
-    return await service.transaction(write)
+    return await _write(service, write)
 
 
 async def unpublish(service: Service, request: ArticleAction) -> AdminArticleReply:
@@ -179,7 +208,7 @@ async def unpublish(service: Service, request: ArticleAction) -> AdminArticleRep
             _withdrawn(session, portal.org_id, article, "unpublished", article.version)
         return AdminArticleReply(article=admin_view(session, article))
 
-    return await service.transaction(write)
+    return await _write(service, write)
 
 
 async def delete(service: Service, request: ArticleAction) -> Deleted:
@@ -194,7 +223,7 @@ async def delete(service: Service, request: ArticleAction) -> Deleted:
         session.delete(article)
         return Deleted(slug=request.slug, deleted=True)
 
-    return await service.transaction(write)
+    return await _write(service, write)
 
 
 async def get(service: Service, request: ArticleAction) -> AdminArticleReply:

@@ -1,5 +1,5 @@
-"""kb's tables. On SQLite, the full-text index is the FTS5 table `article_search`; on PostgreSQL, the
-`search` tsvector column of `articles` (both created by the migrations, not by these models)."""
+"""kb's tables. Searching is not done by the database: each kb replica holds its own index of the published
+articles (`services.kb.search`), built from these tables."""
 
 from datetime import datetime
 from typing import Any

@@ -1,5 +1,6 @@
 """Reading the knowledge base: published articles a reader may see; a hidden one is a missing one."""
 
+import asyncio
 import base64
 import binascii
 
@@ -19,6 +20,7 @@ from contracts.kb import (
     Reader,
 )
 from services.kb import domain, search
+from services.kb.indexing import indexer_of
 from services.kb.models import Article, Category, KbPortal
 from services.kb.portals import portal
 from services.runtime.service import Service
@@ -60,41 +62,56 @@ def _summary(categories: dict[str, str], article: Article, snippet: str | None =
                           updated_at=article.updated_at, snippet=snippet)
 
 
-def _list(session: Session, request: ListArticles, row: KbPortal, vocabulary: search.Vocabulary) -> ArticlePage:
+def _list(session: Session, request: ListArticles, row: KbPortal) -> ArticlePage:
+    """The portal's published articles the reader may see, newest first (no `q`)."""
     visible = _visible(request.reader, row)
     offset = _offset(request.cursor)
     categories = _categories(session, row.slug)
-    category_id = None
+    statement = select(Article).where(Article.portal == row.slug, Article.status == "published",
+                                      col(Article.visibility).in_(visible))
     if request.category:
-        category = session.exec(select(Category).where(Category.portal == row.slug,
-                                                       Category.slug == request.category)).first()
-        if category is None:
+        category_id = next((i for i, slug in categories.items() if slug == request.category), None)
+        if category_id is None:
             return ArticlePage(articles=[], next_cursor=None)
-        category_id = category.id
-    corrected = None
-    if request.q and request.q.strip():
-        terms, changed = vocabulary.correct(request.q, vocabulary.of(session, row.slug, row.content_version, visible))
-        corrected = " ".join(terms) if changed else None
-        hits = search.search(session, portal=row.slug, visibilities=visible, terms=terms, category_id=category_id,
-                             limit=request.limit + 1, offset=offset)
-        page = [_summary(categories, h.article, h.snippet) for h in hits]
-    else:
-        statement = select(Article).where(Article.portal == row.slug, Article.status == "published",
-                                          col(Article.visibility).in_(visible))
-        if category_id:
-            statement = statement.where(Article.category_id == category_id)
-        rows = session.exec(statement.order_by(col(Article.updated_at).desc(), col(Article.id))
-                            .offset(offset).limit(request.limit + 1)).all()
-        page = [_summary(categories, a) for a in rows]
+        statement = statement.where(Article.category_id == category_id)
+    rows = session.exec(statement.order_by(col(Article.updated_at).desc(), col(Article.id))
+                        .offset(offset).limit(request.limit + 1)).all()
+    page = [_summary(categories, a) for a in rows]
     more = len(page) > request.limit
-    return ArticlePage(articles=page[:request.limit], next_cursor=_cursor(offset + request.limit) if more else None,
-                       corrected_query=corrected)
+    return ArticlePage(articles=page[:request.limit], next_cursor=_cursor(offset + request.limit) if more else None)
+
+
+def _search(index: search.SearchIndex, request: ListArticles, row: KbPortal) -> ArticlePage:
+    """The articles matching `request.q`, best first, from the search index alone: the reader's words, each
+    unknown one corrected to the closest word of the articles the reader may see."""
+    visible = _visible(request.reader, row)
+    offset = _offset(request.cursor)
+    terms, changed = search.correct(request.q or "", index.vocabulary(row.slug, visible))
+    hits, more = index.search(portal=row.slug, visibilities=visible, terms=terms, category=request.category,
+                              limit=request.limit, offset=offset)
+    return ArticlePage(
+        articles=[ArticleSummary(slug=h.slug, title=h.title, category=h.category,
+                                 visibility=h.visibility, locale=h.locale,  # type: ignore[arg-type]
+                                 updated_at=h.updated_at, snippet=h.snippet)  # type: ignore[arg-type]
+                  for h in hits],
+        next_cursor=_cursor(offset + request.limit) if more else None,
+        corrected_query=" ".join(terms) if changed else None)
 
 
 async def list_articles(service: Service, request: ListArticles) -> ArticlePage:
-    row = await portal(service, request.portal)
-    vocabulary = service.resources.setdefault("vocabulary", search.Vocabulary())
-    return await service.read(_list, request, row, vocabulary)
+    if not (request.q and request.q.strip()):
+        return await service.read(_list, request, await portal(service, request.portal))
+    index = indexer_of(service).index
+
+    def known_portal_search(session: Session) -> ArticlePage | None:
+        # The portal's switches read in the same worker thread as the search: one hop, not two.
+        row = session.get(KbPortal, request.portal)
+        return _search(index, request, row) if row is not None else None
+
+    page = await service.read(known_portal_search)
+    if page is None:  # a portal kb has not met yet: learnt from auth first
+        page = await asyncio.to_thread(_search, index, request, await portal(service, request.portal))
+    return page
 
 
 def _get(session: Session, request: GetArticle, row: KbPortal) -> ArticleReply:

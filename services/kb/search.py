@@ -1,29 +1,41 @@
-"""Full-text search of published articles: SQLite FTS5 (bm25) by default, PostgreSQL full-text search
-(ts_rank) on PostgreSQL, with snippets whose matches are highlighted, and typo tolerance: a query word
-that appears in no article is replaced by the closest word that does ("pasword" finds "password").
+"""Full-text search of published articles: an in-memory tantivy index (BM25, English stemming, title
+matches weighted 10:1 over body matches) held by each kb replica, with snippets whose matches are
+highlighted, and typo tolerance: a query word that appears in no article the reader may see is replaced by
+the closest word that does ("pasword" finds "password").
+
+The index is built from the database when the replica starts and kept current from it: the replica that
+writes an article refreshes its own index before it answers (what an editor publishes, they can find at
+once), and every replica refreshes the articles named by the kb stream's `ArticlePublished` and
+`ArticleUnpublished` events (`services.kb.indexing`), so each sees every other's writes. A refresh reads
+the articles' current rows, so it can be repeated and applied in any order. It works the same on SQLite
+and PostgreSQL: the database is never asked to search.
+
+The typo vocabulary (the words of the articles each reader may see, with how many articles each appears
+in) is rebuilt from the index by the refresh, off the search path: a search reads the vocabulary that was
+current when it started and never waits for a rebuild.
 """
 
 import html
 import re
 import threading
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+import tantivy
 from rapidfuzz import fuzz, process
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from services.kb.models import Article
+from services.kb.models import Article, Category
 
 WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
-MARK_START, MARK_END = "\x02", "\x03"
 MAX_TERMS = 8
-
-
-@dataclass(frozen=True)
-class Hit:
-    article: Article
-    snippet: str
+TITLE_BOOST = 10.0
+SNIPPET_CHARS = 150
+# Score of an article that matches the last query word only as a prefix ("pass" of "password"): below
+# what an exact match of any word scores, so it only ranks articles that match nothing better.
+PREFIX_SCORE = 0.05
+VISIBILITIES = ("public", "internal")
+WRITER_HEAP = 15_000_000  # bytes: tantivy's minimum per indexing thread
 
 
 def words(text_: str) -> list[str]:
@@ -31,115 +43,267 @@ def words(text_: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Hit:
+    """One article of a result page, from the index alone (no database read): what a summary shows."""
+
+    article_id: str
+    slug: str
+    title: str
+    category: str | None
+    visibility: str
+    locale: str
+    updated_at: str  # ISO 8601, UTC
+    snippet: str  # safe HTML: escaped text, matches in <mark>
+
+
+@dataclass(frozen=True)
 class Words:
-    """A portal's published words: how many articles each appears in, and the sorted list for matching."""
+    """A portal's published words a reader may see: how many articles each appears in, and the sorted list
+    the closest one is chosen from."""
 
     documents: int
     frequency: dict[str, int]
-    choices: list[str]
+    choices: list[str] = field(default_factory=list)
 
 
-class Vocabulary:
-    """The words of each portal's published articles, rebuilt (once, however many ask) after a change."""
+NO_WORDS = Words(documents=0, frequency={})
+
+
+def correct(query: str, known: Words) -> tuple[list[str], bool]:
+    """The query's words (at most MAX_TERMS), each unknown one of 4+ letters replaced by the closest known
+    word (rapidfuzz ratio ≥ 75); words found in most articles ("how", "my") are left out when the query has
+    better ones. Returns (terms, whether a word was replaced)."""
+    terms, changed = [], False
+    for word in words(query)[:MAX_TERMS]:
+        if word in known.frequency or len(word) < 4:
+            terms.append(word)
+            continue
+        best = process.extractOne(word, known.choices, scorer=fuzz.ratio, score_cutoff=75)
+        terms.append(best[0] if best else word)
+        changed = changed or (best is not None and best[0] != word)
+    distinctive = [t for t in terms if known.frequency.get(t, 0) <= known.documents / 2]
+    return (distinctive or terms), changed
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in ("id", "portal", "visibility", "category"):  # exact values: filters and the summary
+        builder.add_text_field(name, stored=True, tokenizer_name="raw")
+    for name in ("slug", "locale", "updated_at"):
+        builder.add_text_field(name, stored=True, index_option="basic", tokenizer_name="raw")
+    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
+    builder.add_text_field("body", stored=True, tokenizer_name="en_stem")
+    builder.add_integer_field("version", stored=True)
+    return builder.build()
+
+
+def _first(doc: tantivy.Document, name: str) -> str:
+    values = doc.get_all(name)
+    return values[0] if values else ""
+
+
+def highlight(fragment: str, ranges: Iterable[tuple[int, int]]) -> str:
+    """`fragment` as safe HTML: every character escaped; the (UTF-8 byte) ranges of matches in <mark>."""
+    raw = fragment.encode()
+    out, at = [], 0
+    for start, end in sorted(ranges):
+        if start < at:
+            continue
+        out.append(html.escape(raw[at:start].decode(errors="ignore")))
+        out.append("<mark>" + html.escape(raw[start:end].decode(errors="ignore")) + "</mark>")
+        at = end
+    out.append(html.escape(raw[at:].decode(errors="ignore")))
+    return "".join(out)
+
+
+# The sets of visibilities a reader can have (`domain.visible_to`); each has its own vocabulary.
+READER_SCOPES = (frozenset({"public"}), frozenset({"internal"}), frozenset(VISIBILITIES))
+
+
+def article_words(title: str, body: str) -> set[str]:
+    return set(words(title)) | set(words(body))
+
+
+class _Counts:
+    """The words of a portal's articles of some visibilities, with how many articles each appears in:
+    kept up to date one article at a time, and turned into an immutable `Words` for the searches."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, frozenset[str]], tuple[int, Words]] = {}
-        self._lock = threading.Lock()
+        self.documents = 0
+        self.frequency: dict[str, int] = {}
 
-    def of(self, session: Session, portal: str, content_version: int, visibilities: frozenset[str]) -> Words:
-        """Only the words of articles this reader may see: a correction never hints at a hidden article."""
-        key = (portal, visibilities)
-        cached = self._cache.get(key)
-        if cached and cached[0] == content_version:
-            return cached[1]
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached[0] == content_version:
-                return cached[1]
-            frequency: Counter[str] = Counter()
-            documents = 0
-            for title, body in session.exec(select(Article.title, Article.body_text).where(
-                    Article.portal == portal, Article.status == "published",
-                    col(Article.visibility).in_(visibilities))).all():
-                documents += 1
-                frequency.update(set(words(title)) | set(words(body)))
-            built = Words(documents=documents, frequency=dict(frequency), choices=sorted(frequency))
-            self._cache[key] = (content_version, built)
-            return built
+    def add(self, found: set[str]) -> None:
+        self.documents += 1
+        for word in found:
+            self.frequency[word] = self.frequency.get(word, 0) + 1
 
-    @staticmethod
-    def correct(query: str, known: Words) -> tuple[list[str], bool]:
-        """The query's words, each unknown one replaced by the closest known word (if close enough);
-        words found in most articles ("how", "my") are left out when the query has better ones."""
-        terms, changed = [], False
-        for word in words(query)[:MAX_TERMS]:
-            if word in known.frequency or len(word) < 4:
-                terms.append(word)
-                continue
-            best = process.extractOne(word, known.choices, scorer=fuzz.ratio, score_cutoff=75)
-            terms.append(best[0] if best else word)
-            changed = changed or (best is not None and best[0] != word)
-        distinctive = [t for t in terms if known.frequency.get(t, 0) <= known.documents / 2]
-        return (distinctive or terms), changed
+    def remove(self, found: set[str]) -> None:
+        self.documents -= 1
+        for word in found:
+            left = self.frequency.get(word, 0) - 1
+            if left > 0:
+                self.frequency[word] = left
+            else:
+                self.frequency.pop(word, None)
+
+    def words(self) -> Words:
+        frequency = dict(self.frequency)
+        return Words(documents=self.documents, frequency=frequency, choices=sorted(frequency))
 
 
-def index_article(session: Session, article: Article) -> None:
-    """Keep the SQLite FTS5 index current: it holds published articles only, with what the search filters
-    on, so a search never reads the articles table beyond the page it answers with. (PostgreSQL computes
-    its search column itself.)"""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    unindex_article(session, article.id)
-    if article.status == "published":
-        session.connection().execute(text(
-            "INSERT INTO article_search (title, body, article_id, portal, visibility, category_id) "
-            "VALUES (:title, :body, :id, :portal, :visibility, :category)"),
-            {"title": article.title, "body": article.body_text, "id": article.id, "portal": article.portal,
-             "visibility": article.visibility, "category": article.category_id or ""})
+class SearchIndex:
+    """The published articles of every portal, searchable, with each portal's typo vocabulary.
 
+    Thread-safe: searches run at the same time as each other and as one refresh; refreshes run one at a
+    time. Nothing a search reads is changed in place: a refresh swaps in a new searcher and vocabulary. The
+    vocabulary is kept by counting, per article changed, the words it loses and gains: nothing is read
+    again from all the articles after a change."""
 
-def unindex_article(session: Session, article_id: str) -> None:
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().execute(text("DELETE FROM article_search WHERE article_id = :id"), {"id": article_id})
+    def __init__(self) -> None:
+        self.schema = _schema()
+        self.index = tantivy.Index(self.schema)  # in memory: rebuilt from the database at start
+        self._writer = self.index.writer(WRITER_HEAP, 1)
+        self._searcher = self.index.searcher()
+        self._versions: dict[str, tuple[str, int]] = {}  # indexed article id -> (portal, version)
+        self._counts: dict[tuple[str, frozenset[str]], _Counts] = {}
+        self._vocabulary: dict[tuple[str, frozenset[str]], Words] = {}
+        self._refreshing = threading.Lock()
 
+    # -- keeping it current ---------------------------------------------------------------------
 
-def safe_snippet(raw: str) -> str:
-    """Escape the text; only our own match markers become <mark>. (PostgreSQL searches the text with
-    angle brackets swapped for ‹›, so that it does not take `<b>` written in an article for markup.)"""
-    raw = raw.replace("‹", "<").replace("›", ">")
-    return html.escape(raw).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    def rebuild(self, session: Session) -> int:
+        """Index every published article of the database afresh; the number indexed."""
+        with self._refreshing:
+            self._writer.delete_all_documents()
+            self._versions, self._counts, self._vocabulary = {}, {}, {}
+            rows = session.exec(select(Article).where(Article.status == "published")).all()
+            self._write(session, rows, [])
+            return len(rows)
 
+    def refresh(self, session: Session, article_ids: Iterable[str]) -> int:
+        """Make the index hold what the database now says of these articles: a published one (re)indexed if
+        its version changed, any other removed. Idempotent, in any order. The number of changes made."""
+        ids = sorted(set(article_ids))
+        if not ids:
+            return 0
+        with self._refreshing:
+            current = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(ids))).all()}
+            changed = [current[i] for i in ids if i in current and current[i].status == "published"
+                       and self._versions.get(i, ("", -1))[1] != current[i].version]
+            gone = [i for i in ids if i in self._versions
+                    and (i not in current or current[i].status != "published")]
+            if changed or gone:
+                self._write(session, changed, gone)
+            return len(changed) + len(gone)
 
-def search(session: Session, *, portal: str, visibilities: frozenset[str], terms: list[str], category_id: str | None,
-           limit: int, offset: int) -> list[Hit]:
-    if not terms:
-        return []
-    visible = sorted(visibilities)
-    if session.get_bind().dialect.name == "sqlite":
-        # Each word quoted (no FTS syntax from the user), any of them matching; bm25 ranks the articles
-        # with more of them, and title matches, first.
-        match = " OR ".join('"' + t.replace('"', '""') + '"' + ("*" if i == len(terms) - 1 else "")
-                            for i, t in enumerate(terms))
-        sql = (
-            "SELECT article_id, snippet(article_search, 1, :start, :end, '…', 16) AS snip "
-            "FROM article_search WHERE article_search MATCH :match AND portal = :portal "
-            f"AND visibility IN ({', '.join(f':v{i}' for i in range(len(visible)))}) "
-            + ("AND category_id = :category " if category_id else "")
-            + "ORDER BY bm25(article_search, 10.0, 1.0), article_id LIMIT :limit OFFSET :offset")
-    else:
-        match = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
-        if not match:
-            return []
-        sql = (
-            "SELECT a.id, ts_headline('english', translate(a.body_text, '<>', '‹›'), q, 'StartSel=' || :start || ', StopSel=' || :end || "
-            "', MaxFragments=1, MaxWords=24, MinWords=8') AS snip "
-            "FROM articles a, to_tsquery('english', :match) q "
-            "WHERE a.search @@ q AND a.portal = :portal AND a.status = 'published' "
-            f"AND a.visibility IN ({', '.join(f':v{i}' for i in range(len(visible)))}) "
-            + ("AND a.category_id = :category " if category_id else "")
-            + "ORDER BY ts_rank_cd(a.search, q) DESC, a.id LIMIT :limit OFFSET :offset")
-    params = {"start": MARK_START, "end": MARK_END, "match": match, "portal": portal, "category": category_id,
-              "limit": limit, "offset": offset, **{f"v{i}": v for i, v in enumerate(visible)}}
-    found = session.connection().execute(text(sql), params).all()
-    articles = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_([r[0] for r in found])))}
-    return [Hit(articles[r[0]], safe_snippet(r[1] or "")) for r in found if r[0] in articles]
+    def _count(self, portal: str, visibility: str, found: set[str], added: bool) -> None:
+        for scope in READER_SCOPES:
+            if visibility in scope:
+                counts = self._counts.setdefault((portal, scope), _Counts())
+                (counts.add if added else counts.remove)(found)
+
+    def _write(self, session: Session, published: list[Article], gone: list[str]) -> None:
+        categories = dict(session.exec(select(Category.id, Category.slug).where(
+            col(Category.id).in_({a.category_id for a in published if a.category_id}))).all())
+        portals = set()
+        searcher = self._searcher
+        for article_id in gone + [a.id for a in published if a.id in self._versions]:
+            # What the index holds of it now: its words leave the vocabulary.
+            found = searcher.search(tantivy.Query.term_query(self.schema, "id", article_id), 1).hits
+            if found:
+                old = searcher.doc(found[0][1])
+                self._count(_first(old, "portal"), _first(old, "visibility"),
+                            article_words(_first(old, "title"), _first(old, "body")), added=False)
+            self._writer.delete_documents_by_term("id", article_id)
+            portals.add(self._versions.pop(article_id)[0])
+        for a in published:
+            self._writer.add_document(tantivy.Document(
+                id=a.id, portal=a.portal, visibility=a.visibility, category=categories.get(a.category_id or "", ""),
+                slug=a.slug, locale=a.locale, updated_at=a.updated_at.isoformat(), title=a.title, body=a.body_text,
+                version=a.version))
+            self._count(a.portal, a.visibility, article_words(a.title, a.body_text), added=True)
+            self._versions[a.id] = (a.portal, a.version)
+            portals.add(a.portal)
+        self._writer.commit()
+        self.index.reload()
+        vocabulary = dict(self._vocabulary)
+        for portal in portals:
+            for scope in READER_SCOPES:
+                counts = self._counts.get((portal, scope))
+                vocabulary[(portal, scope)] = counts.words() if counts else NO_WORDS
+        self._searcher, self._vocabulary = self.index.searcher(), vocabulary
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def vocabulary(self, portal: str, visibilities: frozenset[str]) -> Words:
+        """The words of the portal's published articles of these visibilities: a correction never hints
+        at an article the reader may not see."""
+        return self._vocabulary.get((portal, frozenset(visibilities)), NO_WORDS)
+
+    def _scope(self, portal: str, visibilities: frozenset[str], category: str | None) -> tantivy.Query:
+        term = tantivy.Query.term_query
+        visible = [(tantivy.Occur.Should, term(self.schema, "visibility", v)) for v in sorted(visibilities)]
+        clauses = [(tantivy.Occur.Must, term(self.schema, "portal", portal)),
+                   (tantivy.Occur.Must, tantivy.Query.boolean_query(visible))]
+        if category is not None:
+            clauses.append((tantivy.Occur.Must, term(self.schema, "category", category)))
+        return tantivy.Query.const_score_query(tantivy.Query.boolean_query(clauses), 0.0)
+
+    def _match(self, terms: list[str], known: Words) -> tuple[tantivy.Query, tantivy.Query]:
+        """(the query ranking the articles, the query whose words the snippet highlights). Any of the words
+        may match; the last one, when it is no known word, also as the start of one ("pass" finds
+        "password": the reader may still be typing)."""
+        # Words are letters and digits only (WORD): nothing in them is query syntax.
+        exact = self.index.parse_query(" ".join(terms), ["title", "body"], field_boosts={"title": TITLE_BOOST})
+        last = terms[-1]
+        if last in known.frequency:
+            return exact, exact
+        pattern = re.escape(last) + ".*"
+        prefix = tantivy.Query.const_score_query(tantivy.Query.boolean_query([
+            (tantivy.Occur.Should, tantivy.Query.regex_query(self.schema, name, pattern)) for name in ("title", "body")
+        ]), PREFIX_SCORE)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, exact), (tantivy.Occur.Should, prefix)]), exact
+
+    def matches(self, *, portal: str, visibilities: frozenset[str], terms: list[str]) -> int:
+        """How many articles `search` ranks for these terms (all pages)."""
+        terms = [t for t in terms if WORD.fullmatch(t)]
+        if not terms:
+            return 0
+        ranking, _ = self._match(terms, self.vocabulary(portal, visibilities))
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ranking),
+                                             (tantivy.Occur.Must, self._scope(portal, visibilities, None))])
+        return self._searcher.search(query, 1, count=True).count
+
+    def search(self, *, portal: str, visibilities: frozenset[str], terms: list[str], category: str | None,
+               limit: int, offset: int) -> tuple[list[Hit], bool]:
+        """The page [offset, offset + limit) of the portal's published articles of these visibilities (and
+        category slug) matching any of `terms`, best first (BM25, title matches weighted TITLE_BOOST:1), and
+        whether more follow. Snippets are made for that page only."""
+        terms = [t for t in terms if WORD.fullmatch(t)]
+        if not terms or limit <= 0:
+            return [], False
+        searcher = self._searcher
+        ranking, highlighted = self._match(terms, self.vocabulary(portal, visibilities))
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ranking),
+                                             (tantivy.Occur.Must, self._scope(portal, visibilities, category))])
+        found = searcher.search(query, limit + 1, count=False, offset=offset).hits
+        more = len(found) > limit
+        found = found[:limit]
+        if not found:
+            return [], more
+        snippets = tantivy.SnippetGenerator.create(searcher, highlighted, self.schema, "body")
+        snippets.set_max_num_chars(SNIPPET_CHARS)
+        hits = []
+        for _, address in found:
+            doc = searcher.doc(address)
+            snippet = snippets.snippet_from_doc(doc)
+            fragment = snippet.fragment()
+            if fragment:
+                shown = highlight(fragment, ((r.start, r.end) for r in snippet.highlighted()))
+            else:  # a title-only match: the start of the body
+                body = _first(doc, "body")
+                shown = html.escape(body[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else ""))
+            hits.append(Hit(article_id=_first(doc, "id"), slug=_first(doc, "slug"), title=_first(doc, "title"),
+                            category=_first(doc, "category") or None, visibility=_first(doc, "visibility"),
+                            locale=_first(doc, "locale"), updated_at=_first(doc, "updated_at"), snippet=shown))
+        return hits, more

@@ -26,7 +26,7 @@ from services.runtime.settings import Settings
 
 async def start_delivery(service: Service) -> None:
     await ensure_object_store(service.broker.config.connection_state.stream, ATTACHMENTS_BUCKET,
-                              description="Message attachments")
+                              description="Message attachments", replicas=service.settings.resolved_nats_replicas)
     sender = service.resources["sender"] = Sender(service)
     service.after_events(sender.wake.set)  # an answer to send: now, not at the next poll
     service.resources["smtp"] = await inbound.serve_smtp(service)

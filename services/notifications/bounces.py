@@ -16,6 +16,7 @@ from services.notifications import tokens
 from services.notifications.models import Notification
 from services.notifications.reading import Bounce
 from services.runtime.logging import get_logger
+from services.runtime.metrics import email_outcome
 from services.runtime.outbox import record_event
 from services.runtime.service import Service
 
@@ -77,6 +78,7 @@ async def record_bounce(service: Service, bounce: Bounce, recipients: list[str],
     if outcome is None:
         log.info("bounce matched no e-mail we sent; dropped")
     elif outcome[0]:
+        email_outcome("bounced")
         log.warning("e-mail bounced", notification_id=outcome[0], conversation_id=outcome[1])
     else:
         log.info("bounce for an e-mail already marked bounced")

@@ -13,9 +13,9 @@ from contracts.events import (
     UserRegistered,
 )
 from services.notifications.models import Conversation, Customer, Notification, Participant
-from services.notifications.outbound import thread_message
+from services.notifications.outbound import NOTIFICATIONS, insert_once_statement, thread_message
 from services.runtime.logging import get_logger
-from services.runtime.readmodel import insert_once, upsert_newer
+from services.runtime.readmodel import upsert_newer
 
 log = get_logger("portico.notifications")
 
@@ -62,15 +62,17 @@ def message_posted(reply_domain: str, session: Session, event: MessagePosted, en
         return  # notes never leave; customers' own messages need no notice
     by_email = event.channel in EMAIL_CHANNELS
     now = datetime.now(UTC)
-    # One notification per causing event, even when the event is replayed into an emptied inbox.
-    insert_once(session, Notification, {
+    # One notification per causing event, even when the event is replayed into an emptied inbox
+    # (INSERT .. ON CONFLICT (cause_event_id) DO NOTHING, one statement built once).
+    connection = session.connection()
+    connection.execute(insert_once_statement(NOTIFICATIONS, "cause_event_id", connection.dialect.name), {
         "id": new_id(), "cause_event_id": envelope.id, "kind": "email" if by_email else "webhook",
         "channel": event.channel, "org_id": envelope.org_id, "portal": event.portal,
         "conversation_id": event.conversation_id, "message_id": event.message_id, "recipient_id": event.customer_id,
         "subject": event.conversation_subject or "", "body": event.body,
         "attachments": [a.model_dump() for a in event.attachments], "purpose": "reply",
         "email_message_id": f"<{envelope.id.lower()}@{reply_domain}>" if by_email else None,
-        "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}, key="cause_event_id")
+        "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now})
     log.info("notification queued", conversation_id=event.conversation_id, channel=event.channel)
 
 

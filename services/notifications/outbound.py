@@ -6,18 +6,26 @@ it, so it exists once however often the event is delivered or replayed. The send
 `NotificationSent` or, after the last try, `NotificationFailed`. Each e-mail's Message-ID is fixed
 when the row is written: a resend after a crash between hand-over and bookkeeping carries the
 same Message-ID, which mail clients show once.
+
+A round of up to 50 notifications costs two transactions, both SQLAlchemy Core statements with no ORM
+unit of work: one claims the due rows and reads what their e-mails need (recipients, threading
+Message-IDs, webhooks), one records every outcome (executemany updates, thread rows, outbox events).
 """
 
 import asyncio
 import time
-from datetime import datetime, timedelta
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 import httpx
-from sqlalchemy import or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from contracts import operations
+from contracts.envelope import Event
 from contracts.errors import ServiceError
 from contracts.events import NotificationFailed, NotificationSent
 from contracts.rpc import GetPortalInfo, PortalInfo
@@ -25,14 +33,18 @@ from services.notifications import compose, tokens
 from services.notifications.models import ChannelWebhook, Customer, Notification, ThreadMessage
 from services.notifications.transports import DeliveryError, mail_transport, post_webhook
 from services.runtime.logging import get_logger
+from services.runtime.metrics import email_outcome
 from services.runtime.outbox import record_event
-from services.runtime.readmodel import insert_once
 from services.runtime.service import Service
 from services.runtime.clock import now
 
 log = get_logger("portico.notifications")
 
-CLAIM_FOR = timedelta(minutes=10)  # longer than a round of slow webhooks takes
+# A round's claim on its notifications: renewed every CLAIM_RENEW_EVERY while the round runs, so a slow
+# round keeps it, and a replica that died mid-round leaves its notifications to the others (or to itself
+# after a restart) within CLAIM_FOR. A renewal that fails is logged; the round goes on.
+CLAIM_FOR = timedelta(seconds=20)
+CLAIM_RENEW_EVERY = 5.0
 WAIT_FOR_RECIPIENT = timedelta(hours=1)  # an account auth has not told us of yet (delayed creation)
 PORTAL_CACHE_SECONDS = 300.0
 
@@ -69,29 +81,49 @@ class Sender:
                 log.warning("notification round failed", error=repr(exc))
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One round: claim what is due, hand it over, record every outcome in one transaction."""
-        return await self._deliver(await self.service.transaction(_claim, None, limit))
+        """One round: claim what is due (one transaction), hand it over, record every outcome (one
+        transaction); returns how many were handed over."""
+        return await self._deliver(*await self.service.transaction(_claim, None, limit))
 
     async def deliver(self, notification_id: str) -> bool:
         """Try one pending notification now; True when this call handed it over."""
-        return await self._deliver(await self.service.transaction(_claim, notification_id, 1)) == 1
+        return await self._deliver(*await self.service.transaction(_claim, notification_id, 1)) == 1
 
     async def close(self) -> None:
         await self.transport.close()
         await self.http.aclose()
 
-    async def _deliver(self, batch: list[Notification]) -> int:
+    async def _deliver(self, batch: "list[Row[Any]]", context: "Context") -> int:
         if not batch:
             return 0  # nothing due, or another replica is on it
-        context = await self.service.read(_context, batch)
+        renewal = asyncio.create_task(self._keep_claim([row.id for row in batch]))
+        try:
+            return await self._deliver_claimed(batch, context)
+        finally:
+            renewal.cancel()
+
+    async def _keep_claim(self, ids: list[str]) -> None:
+        """Renew the round's claim on `ids` every CLAIM_RENEW_EVERY seconds until cancelled."""
+        while True:
+            await asyncio.sleep(CLAIM_RENEW_EVERY)
+            try:
+                await self.service.transaction(_renew_claim, ids)
+            except Exception as exc:
+                log.warning("could not renew the claim on a round of notifications", error=repr(exc),
+                            notifications=len(ids))
+
+    async def _deliver_claimed(self, batch: "list[Row[Any]]", context: "Context") -> int:
         outcomes: list[tuple[str, str, str]] = []
+        mails: list[tuple[str, str, bytes]] = []  # handed over together, in order, after the loop
+        mailed: list[str] = []
         for notification in batch:
             try:
                 if notification.kind == "webhook":
                     await self._webhook(notification, context)
                 else:
-                    sender, recipient, data = await self._email(notification, context)
-                    await self.transport.send(sender, recipient, data)
+                    mails.append(await self._email(notification, context))
+                    mailed.append(notification.id)
+                    continue
             except Deferred as exc:
                 outcomes.append((notification.id, "deferred", str(exc)))
             except (DeliveryError, ServiceError) as exc:
@@ -102,8 +134,12 @@ class Sender:
                 outcomes.append((notification.id, "failed_try", f"internal error: {type(exc).__name__}"))
             else:
                 outcomes.append((notification.id, "sent", ""))
+        if mails:
+            for notification_id, error in zip(mailed, await self.transport.send_many(mails), strict=True):
+                outcomes.append((notification_id, "sent", "") if error is None
+                                else (notification_id, "failed_try", str(error)[:500]))
         settings = self.service.settings
-        await self.service.transaction(_record, outcomes, settings.notification_max_attempts,
+        await self.service.transaction(_record, batch, outcomes, settings.notification_max_attempts,
                                        settings.notification_backoff)
         return sum(1 for _, outcome, _ in outcomes if outcome == "sent")
 
@@ -115,7 +151,7 @@ class Sender:
         self._portals[slug] = (time.monotonic(), info)
         return info
 
-    async def _email(self, notification: Notification, context: "Context") -> tuple[str, str, bytes]:
+    async def _email(self, notification: "Row[Any]", context: "Context") -> tuple[str, str, bytes]:
         """(envelope sender: the notification's bounce address, recipient, the e-mail as bytes)."""
         settings = self.service.settings
         bounces_to = tokens.bounce_address(self.secret, notification.id, settings.reply_domain)
@@ -132,21 +168,24 @@ class Sender:
             raise Deferred("waiting for the customer's account")
         portal = await self._portal(notification.portal or "")
         conversation_id = notification.conversation_id or ""
-        references = context.references.get(conversation_id, [])
+        message_id = notification.email_message_id or ""
+        thread = context.references.setdefault(conversation_id, [])
         sender = self._sender(portal.slug)
         message = compose.reply_email(compose.Reply(
             to=recipient.email, to_name=recipient.display_name, portal=portal.slug, portal_name=portal.name,
             conversation_id=conversation_id, subject=notification.subject, body=notification.body,
-            message_id=notification.email_message_id or "", references=references,
+            message_id=message_id, references=[m for m in thread if m != message_id],
             reply_to=tokens.reply_address(self.secret, conversation_id, settings.reply_domain), sender=sender,
             conversation_url=f"{settings.resolved_public_url}/portals/{portal.slug}/conversations/{conversation_id}"))
+        if message_id and message_id not in thread:
+            thread.append(message_id)  # a later answer of the same round threads under this one
         return bounces_to, recipient.email, compose.as_bytes(message)
 
     def _sender(self, portal: str | None) -> str:
         settings = self.service.settings
         return settings.mail_from or f"{portal or 'support'}@{settings.reply_domain}"
 
-    async def _webhook(self, notification: Notification, context: "Context") -> None:
+    async def _webhook(self, notification: "Row[Any]", context: "Context") -> None:
         hook = context.webhooks.get((notification.org_id or "", notification.channel or ""))
         if hook is None:
             raise DeliveryError(f"no webhook is set up for the {notification.channel} channel")
@@ -161,117 +200,176 @@ class Sender:
 
 # -- transactions (worker threads) -------------------------------------------------------------------
 
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
+THREAD: Table = ThreadMessage.__table__  # type: ignore[attr-defined]
+WEBHOOKS: Table = ChannelWebhook.__table__  # type: ignore[attr-defined]
+
+
 @dataclass
 class Context:
-    """What a round's notifications need from the database, read at once."""
+    """What a round's notifications need from the database, read with the claim: rows with the
+    attributes of `Customer` (id, email, display_name) and `ChannelWebhook` (url, secret)."""
 
-    recipients: dict[str, Customer]
+    recipients: "dict[str, Row[Any]]"
     references: dict[str, list[str]]
-    webhooks: dict[tuple[str, str], ChannelWebhook]
+    webhooks: "dict[tuple[str, str], Row[Any]]"
 
 
-def _claim(session: Session, notification_id: str | None, limit: int) -> list[Notification]:
-    """Due notifications (or the one named), marked as ours for a while so no replica sends them too."""
+NOTHING = Context({}, {}, {})
+
+
+def _claim(session: Session, notification_id: str | None, limit: int) -> "tuple[list[Row[Any]], Context]":
+    """Due notifications (or the one named), marked as ours for a while so no replica sends them too
+    (the same `claimed_until` test in the UPDATE: of two replicas racing for a row one gets it), in the
+    order they fell due, with the context their delivery needs."""
+    n = NOTIFICATIONS.c
     at = now()
-    free = or_(col(Notification.claimed_until).is_(None), col(Notification.claimed_until) < at)
+    free = or_(n.claimed_until.is_(None), n.claimed_until < at)
     if notification_id is None:
-        ids = list(session.exec(select(Notification.id).where(
-            Notification.status == "pending", col(Notification.next_attempt_at) <= at, free)
-            .order_by(col(Notification.next_attempt_at)).limit(limit)).all())
+        which = n.id.in_(select(n.id).where(n.status == "pending", n.next_attempt_at <= at, free)
+                         .order_by(n.next_attempt_at).limit(limit))
     else:
-        ids = [notification_id]
-    if not ids:
-        return []
-    claimed = session.connection().execute(
-        update(Notification).where(col(Notification.id).in_(ids), Notification.status == "pending", free)
-        .values(claimed_until=at + CLAIM_FOR).returning(Notification.id)).scalars().all()
-    if not claimed:
-        return []
-    rows = session.exec(select(Notification).where(col(Notification.id).in_(claimed))
-                        .execution_options(populate_existing=True)).all()
-    return sorted(rows, key=lambda n: (n.next_attempt_at, n.id))
+        which = n.id == notification_id
+    connection = session.connection()
+    rows = connection.execute(update(NOTIFICATIONS).where(which, n.status == "pending", free)
+                              .values(claimed_until=at + CLAIM_FOR).returning(*NOTIFICATIONS.c)).all()
+    if not rows:
+        return [], NOTHING
+    rows.sort(key=lambda row: (row.next_attempt_at, row.id))
+    return rows, _context(connection, rows)
 
 
-def _context(session: Session, batch: list[Notification]) -> Context:
+def _renew_claim(session: Session, ids: list[str]) -> None:
+    """Extend this round's claim on the notifications `ids` that are still claimed (not yet recorded)."""
+    n = NOTIFICATIONS.c
+    session.connection().execute(update(NOTIFICATIONS).where(n.id.in_(ids), n.claimed_until.is_not(None))
+                                 .values(claimed_until=now() + CLAIM_FOR))
+
+
+def _context(connection: Any, batch: "list[Row[Any]]") -> Context:
     customer_ids = {n.recipient_id for n in batch if n.recipient_id}
     conversation_ids = {n.conversation_id for n in batch if n.conversation_id and n.kind == "email"}
     hooks = {(n.org_id, n.channel) for n in batch if n.kind == "webhook" and n.org_id and n.channel}
     references: dict[str, list[str]] = {}
     if conversation_ids:
-        for message_id, conversation_id in session.exec(
-                select(ThreadMessage.email_message_id, ThreadMessage.conversation_id)
-                .where(col(ThreadMessage.conversation_id).in_(conversation_ids))
-                .order_by(col(ThreadMessage.created_at))).all():
+        t = THREAD.c
+        for message_id, conversation_id in connection.execute(
+                select(t.email_message_id, t.conversation_id).where(t.conversation_id.in_(conversation_ids))
+                .order_by(t.created_at)):
             references.setdefault(conversation_id, []).append(message_id)
-    return Context(
-        recipients={c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(customer_ids))).all()}
-        if customer_ids else {},
-        references=references,
-        webhooks={key: hook for key in hooks if (hook := session.get(ChannelWebhook, key)) is not None})
+    c, w = CUSTOMERS.c, WEBHOOKS.c
+    recipients = {row.id: row for row in connection.execute(
+        select(c.id, c.email, c.display_name).where(c.id.in_(customer_ids)))} if customer_ids else {}
+    webhooks = {}
+    for org_id, channel in hooks:
+        hook = connection.execute(select(w.url, w.secret).where(w.org_id == org_id, w.channel == channel)).first()
+        if hook is not None:
+            webhooks[(org_id, channel)] = hook
+    return Context(recipients=recipients, references=references, webhooks=webhooks)
 
 
-def _record(session: Session, outcomes: list[tuple[str, str, str]], max_attempts: int,
+def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str, str, str]], max_attempts: int,
             backoff: tuple[float, ...]) -> None:
-    rows = {n.id: n for n in session.exec(select(Notification).where(
-        col(Notification.id).in_([o[0] for o in outcomes]))).all()}
+    """Every outcome of a round: executemany UPDATEs of the rows, one INSERT of the thread's new
+    Message-IDs, and the events."""
+    n = NOTIFICATIONS.c
+    connection = session.connection()
+    claimed = {row.id: row for row in batch}
+    current = {row.id: row for row in connection.execute(
+        select(n.id, n.status, n.attempts).where(n.id.in_([o[0] for o in outcomes])))}
+    at = now()
+    changes: list[dict[str, Any]] = []
+    threads: list[dict[str, Any]] = []
+    events: list[tuple[Event, str, str, int]] = []
+
+    def sent(notification: "Row[Any]", attempts: int, **more: Any) -> None:
+        changes.append({"id": notification.id, "status": "sent", "sent_at": at, "claimed_until": None,
+                        "attempts": attempts,
+                        "body": "",  # the conversation keeps the text; a code must not outlive its e-mail
+                        **more})
+        if notification.purpose == "reply" and notification.kind == "email" and notification.email_message_id:
+            threads.append({"email_message_id": notification.email_message_id,
+                            "conversation_id": notification.conversation_id or "", "created_at": at})
+        events.append((NotificationSent(**_event_fields(notification),  # type: ignore[arg-type]
+                                        email_message_id=notification.email_message_id, attempts=attempts),
+                       notification.org_id or "", notification.id, attempts))
+        if notification.kind == "email":
+            email_outcome("sent")
+        log.info("notification sent", notification_id=notification.id, kind=notification.kind,
+                 purpose=notification.purpose, attempts=attempts)
+
     for notification_id, outcome, error in outcomes:
-        notification = rows[notification_id]
-        if notification.status == "cancelled":  # its message was redacted while this try was on its way
-            notification.claimed_until = None
+        notification, state = claimed[notification_id], current[notification_id]
+        attempts = state.attempts + 1
+        if state.status == "cancelled":  # its message was redacted while this try was on its way
             if outcome == "sent":  # handed over before the redaction could stop it: say so
-                _sent(session, notification)
-                notification.last_error = "the message was redacted after it was handed over"
+                sent(notification, attempts, last_error="the message was redacted after it was handed over")
                 log.warning("a redacted message had already been handed over", notification_id=notification.id,
                             conversation_id=notification.conversation_id)
+            else:
+                changes.append({"id": notification_id, "claimed_until": None})
         elif outcome == "sent":
-            _sent(session, notification)
+            sent(notification, attempts)
         elif outcome == "deferred":
-            notification.claimed_until, notification.last_error = None, error
-            notification.next_attempt_at = now() + timedelta(seconds=2)
+            changes.append({"id": notification_id, "claimed_until": None, "last_error": error,
+                            "next_attempt_at": at + timedelta(seconds=2)})
+        elif attempts >= max_attempts:
+            changes.append({"id": notification_id, "attempts": attempts, "claimed_until": None,
+                            "last_error": error, "status": "failed"})
+            events.append((NotificationFailed(**_event_fields(notification),  # type: ignore[arg-type]
+                                              error=error, attempts=attempts),
+                           notification.org_id or "", notification_id, attempts))
+            if notification.kind == "email":
+                email_outcome("failed")
+            log.error("notification failed", notification_id=notification_id, kind=notification.kind, error=error,
+                      attempts=attempts)
         else:
-            _failed_try(session, notification, error, max_attempts, backoff)
-        session.add(notification)
+            wait = backoff[min(attempts - 1, len(backoff) - 1)]
+            changes.append({"id": notification_id, "attempts": attempts, "claimed_until": None,
+                            "last_error": error, "next_attempt_at": at + timedelta(seconds=wait)})
+            log.warning("notification try failed", notification_id=notification_id, kind=notification.kind,
+                        error=error, attempts=attempts, retry_in=wait)
+
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        shapes.setdefault(tuple(change), []).append({f"v_{k}": v for k, v in change.items()})
+    for shape, params in shapes.items():
+        connection.execute(_update_statement(shape), params)
+    if threads:
+        connection.execute(insert_once_statement(THREAD, "email_message_id", connection.dialect.name), threads)
+    if events:
+        _record_events(session, events)
 
 
-def _event_fields(notification: Notification) -> dict[str, object]:
+def _event_fields(notification: "Row[Any]") -> dict[str, object]:
     return {"notification_id": notification.id, "cause_event_id": notification.cause_event_id,
             "kind": notification.kind, "channel": notification.channel, "conversation_id": notification.conversation_id}
 
 
-def _sent(session: Session, notification: Notification) -> None:
-    notification.status, notification.sent_at, notification.claimed_until = "sent", now(), None
-    notification.attempts += 1
-    notification.body = ""  # the conversation keeps the text; a code must not outlive its e-mail
-    if notification.purpose == "reply" and notification.kind == "email" and notification.email_message_id:
-        thread_message(session, notification.email_message_id, notification.conversation_id or "", now())
-    record_event(session, NotificationSent(**_event_fields(notification),  # type: ignore[arg-type]
-                                           email_message_id=notification.email_message_id,
-                                           attempts=notification.attempts),
-                 org_id=notification.org_id or "", aggregate_id=notification.id, aggregate_version=notification.attempts)
-    log.info("notification sent", notification_id=notification.id, kind=notification.kind,
-             purpose=notification.purpose, attempts=notification.attempts)
+@lru_cache(maxsize=32)
+def _update_statement(columns: tuple[str, ...]) -> Any:
+    """`UPDATE notifications SET <columns> WHERE id = :v_id`, for executemany with `v_<column>` parameters."""
+    return (update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == bindparam("v_id"))
+            .values({name: bindparam(f"v_{name}") for name in columns if name != "id"}))
 
 
-def _failed_try(session: Session, notification: Notification, error: str, max_attempts: int,
-                backoff: tuple[float, ...]) -> None:
-    notification.attempts += 1
-    notification.claimed_until, notification.last_error = None, error
-    if notification.attempts >= max_attempts:
-        notification.status = "failed"
-        record_event(session, NotificationFailed(**_event_fields(notification),  # type: ignore[arg-type]
-                                                 error=error, attempts=notification.attempts),
-                     org_id=notification.org_id or "", aggregate_id=notification.id,
-                     aggregate_version=notification.attempts)
-        log.error("notification failed", notification_id=notification.id, kind=notification.kind, error=error,
-                  attempts=notification.attempts)
-    else:
-        wait = backoff[min(notification.attempts - 1, len(backoff) - 1)]
-        notification.next_attempt_at = now() + timedelta(seconds=wait)
-        log.warning("notification try failed", notification_id=notification.id, kind=notification.kind,
-                    error=error, attempts=notification.attempts, retry_in=wait)
+@lru_cache(maxsize=32)
+def insert_once_statement(table: Table, key: str, dialect: str) -> Any:
+    """INSERT .. ON CONFLICT (key) DO NOTHING, built once per table and dialect."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing(
+        index_elements=[table.c[key]])
+
+
+def _record_events(session: Session, events: list[tuple[Event, str, str, int]]) -> None:
+    """Each (event, org id, aggregate id, version) into the outbox, in this order, in the caller's
+    transaction (`services.runtime.outbox.record_event`: published after commit)."""
+    for event, org_id, aggregate_id, version in events:
+        record_event(session, event, org_id=org_id, aggregate_id=aggregate_id, aggregate_version=version)
 
 
 def thread_message(session: Session, email_message_id: str, conversation_id: str, at: datetime) -> None:
     """Remember an e-mail of the conversation (once), for threading and for matching replies."""
-    insert_once(session, ThreadMessage, {"email_message_id": email_message_id, "conversation_id": conversation_id,
-                                         "created_at": at}, key="email_message_id")
+    connection = session.connection()
+    connection.execute(insert_once_statement(THREAD, "email_message_id", connection.dialect.name),
+                       {"email_message_id": email_message_id, "conversation_id": conversation_id, "created_at": at})

@@ -3,13 +3,15 @@
 import asyncio
 import hashlib
 import json
+import smtplib
+import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiosmtplib
 import httpx
 
 from contracts import signing
@@ -25,6 +27,8 @@ class DeliveryError(Exception):
 class MailTransport(Protocol):
     async def send(self, sender: str, recipient: str, data: bytes) -> None: ...
 
+    async def send_many(self, mails: list[tuple[str, str, bytes]]) -> "list[DeliveryError | None]": ...
+
     async def close(self) -> None: ...
 
 
@@ -37,6 +41,16 @@ class MailCatcher:
     async def send(self, sender: str, recipient: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, data)
 
+    async def send_many(self, mails: list[tuple[str, str, bytes]]) -> "list[DeliveryError | None]":
+        return await asyncio.to_thread(lambda: [self._write_one(data) for _, _, data in mails])
+
+    def _write_one(self, data: bytes) -> "DeliveryError | None":
+        try:
+            self._write(data)
+        except OSError as exc:
+            return DeliveryError(f"mail catcher could not write: {type(exc).__name__}")
+        return None
+
     def _write(self, data: bytes) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -48,7 +62,13 @@ class MailCatcher:
 
 class SmtpTransport:
     """`smtp://user:pass@host:port?starttls=1` or `smtps://...`, optionally `&cafile=/path/ca.pem` to trust a
-    private CA; one connection reused across messages."""
+    private CA; one connection reused across messages.
+
+    The client is the stdlib's `smtplib`, run in a thread of the transport's own: a round's e-mails go in
+    one hop (`send_many`), each over the kept connection, at less than half the CPU of an asyncio client's
+    four awaited round trips (measured by `bench/notifications.py`). `starttls=1` insists on STARTTLS;
+    otherwise it is used when the server offers it. Certificates are verified (RFC 3207; RFC 8314 for
+    `smtps`)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parts = urlsplit(url)
@@ -63,40 +83,69 @@ class SmtpTransport:
         self.start_tls = query.get("starttls", "0").lower() in ("1", "true", "yes")
         self.cafile = query.get("cafile") or None
         self.timeout = timeout
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._client: smtplib.SMTP | None = None
+        # One thread, hence one send at a time over the one connection, in the order asked.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
+    async def send(self, sender: str, recipient: str, data: bytes) -> None:
+        [error] = await self.send_many([(sender, recipient, data)])
+        if error is not None:
+            raise error
+
+    async def send_many(self, mails: list[tuple[str, str, bytes]]) -> list["DeliveryError | None"]:
+        """Hand over each (envelope sender, recipient, message bytes), in order; for each, None when the server
+        took it, else the DeliveryError saying why (without secrets or message text)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._send_all, mails)
+
+    def _send_all(self, mails: list[tuple[str, str, bytes]]) -> list["DeliveryError | None"]:
+        return [self._send_one(*mail) for mail in mails]
+
+    def _connected(self) -> smtplib.SMTP:
+        if self._client is not None:
             return self._client
-        # starttls=1 insists on STARTTLS; otherwise it is used when the server offers it.
-        start_tls = False if self.use_tls else (True if self.start_tls else None)
-        client = aiosmtplib.SMTP(hostname=self.hostname, port=self.port, use_tls=self.use_tls, start_tls=start_tls,
-                                 cert_bundle=self.cafile, timeout=self.timeout)
-        await client.connect()
-        if self.username:
-            await client.login(self.username, self.password or "")
+        context = ssl.create_default_context(cafile=self.cafile)
+        client: smtplib.SMTP
+        if self.use_tls:
+            client = smtplib.SMTP_SSL(self.hostname, self.port, timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.hostname, self.port, timeout=self.timeout)
+        try:
+            client.ehlo()
+            if not self.use_tls and (self.start_tls or client.has_extn("starttls")):
+                client.starttls(context=context)  # raises SMTPNotSupportedError when not offered
+                client.ehlo()
+            if self.username:
+                client.login(self.username, self.password or "")
+        except BaseException:
+            client.close()
+            raise
         self._client = client
         return client
 
-    async def send(self, sender: str, recipient: str, data: bytes) -> None:
-        async with self._lock:
-            for attempt in (1, 2):  # a reused connection the server dropped: reconnect once
-                try:
-                    client = await self._connected()
-                    await client.sendmail(sender, [recipient], data)
-                    return
-                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, ConnectionError,
-                        OSError, asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError) as exc:
-                    await self._drop()
-                    if attempt == 2:
-                        raise DeliveryError(f"mail server {self.hostname}:{self.port} unreachable: "
-                                            f"{type(exc).__name__}") from exc
-                except aiosmtplib.SMTPException as exc:
-                    await self._drop()
-                    raise DeliveryError(f"mail server refused the message: {str(exc)[:200]}") from exc
+    def _send_one(self, sender: str, recipient: str, data: bytes) -> "DeliveryError | None":
+        for attempt in (1, 2):  # a reused connection the server dropped: reconnect once
+            try:
+                self._connected().sendmail(sender, [recipient], data)
+                return None
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
+                self._drop()
+                if attempt == 2:
+                    return DeliveryError(f"mail server {self.hostname}:{self.port} unreachable: "
+                                         f"{type(exc).__name__}")
+            except smtplib.SMTPException as exc:  # an answer: refused, or a login or extension it lacks
+                self._drop()
+                return DeliveryError(f"mail server refused the message: {_answer(exc)[:200]}")
+            except OSError as exc:  # connection refused or reset, timeout, TLS failure
+                self._drop()
+                if attempt == 2:
+                    return DeliveryError(f"mail server {self.hostname}:{self.port} unreachable: "
+                                         f"{type(exc).__name__}")
+            except Exception as exc:  # an address smtplib cannot write (not ASCII): this e-mail's try fails
+                self._drop()
+                return DeliveryError(f"the e-mail could not be handed over: {type(exc).__name__}")
+        return None  # not reached
 
-    async def _drop(self) -> None:
+    def _drop(self) -> None:
         if self._client is not None:
             try:
                 self._client.close()
@@ -104,13 +153,28 @@ class SmtpTransport:
                 pass
         self._client = None
 
-    async def close(self) -> None:
-        if self._client is not None and self._client.is_connected:
+    def _quit(self) -> None:
+        if self._client is not None:
             try:
-                await self._client.quit()
+                self._client.quit()
             except Exception:
                 pass
-        self._client = None
+        self._drop()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._quit)
+        self._thread.shutdown(wait=False)
+
+
+def _answer(exc: smtplib.SMTPException) -> str:
+    """The server's answer in an smtplib error: code and text (a refused recipient's, for a refused list)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))
+        return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error
+        return f"{exc.smtp_code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    return str(exc)
 
 
 def mail_transport(smtp_url: str | None, mail_dir: Path) -> MailTransport:

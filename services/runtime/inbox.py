@@ -21,6 +21,7 @@ a row is needed only while its event can still come back:
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,8 +40,10 @@ from sqlmodel import Field, Session, SQLModel, col, delete, select
 
 from contracts.envelope import Event, EventEnvelope
 from contracts.subjects import STREAMS, dlq_subject
+from services.runtime import tracing
 from services.runtime.db import UtcDateTime, write_lock
 from services.runtime.logging import correlation_id, get_logger
+from services.runtime.metrics import consumer_batch, events_handled
 
 log = get_logger("portico.inbox")
 
@@ -245,6 +248,8 @@ class InboxConsumer:
             self._pull = None
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
+        consumer_batch(self.name, msgs)
+        started = time.time_ns() if tracing.ENABLED else 0
         deliveries = [self._decode(m) for m in msgs]
         for bad in (d for d in deliveries if d.envelope is None):
             await self._dead_letter(bad, bad.error or "undecodable")
@@ -264,8 +269,13 @@ class InboxConsumer:
                 log.error("could not apply events; will retry", consumer=self.name, error=repr(exc), count=len(pending))
                 for delivery in pending:
                     await delivery.msg.nak(delay=self.backoff[-1])  # type: ignore[union-attr]
+                events_handled(self.name, "retried", len(pending))
                 return
             self.applied_total += applied
+            events_handled(self.name, "applied", applied)
+            events_handled(self.name, "duplicate", len(pending) - applied)
+            if started:
+                _trace_consumed(self.name, pending, started)
             if applied:
                 self.after_commit()
             for delivery in pending:
@@ -284,6 +294,7 @@ class InboxConsumer:
         log.warning("event failed; will retry", consumer=self.name, event_id=delivery.envelope.id,
                     subject=delivery.subject, delivery=deliveries, retry_in=delay, error=error)
         await msg.nak(delay=delay)
+        events_handled(self.name, "retried")
 
     def apply(self, envelopes: Iterable[EventEnvelope]) -> int:
         """Apply events in one transaction, skipping those already in the inbox; returns how many applied."""
@@ -349,12 +360,24 @@ class InboxConsumer:
         await self.jetstream().publish(dlq_subject(self.name, msg.subject), msg.data, headers=headers)
         await msg.term()
         self.dead_lettered_total += 1
+        events_handled(self.name, "dead_lettered")
         log.error("event dead-lettered", consumer=self.name, event_id=event_id, subject=msg.subject,
                   deliveries=msg.metadata.num_delivered, error=error)
 
     def reset(self, session: Session) -> None:
         """Forget which events were applied (before a rebuild from the streams)."""
         session.exec(delete(InboxRecord).where(InboxRecord.consumer == self.name))  # type: ignore[call-overload]
+
+
+def _trace_consumed(consumer: str, deliveries: "list[_Delivery]", started: int) -> None:
+    """One consumer span per applied event (from the batch's start to now), continuing the `traceparent`
+    the event was published with (services.runtime.tracing)."""
+    for delivery in deliveries:
+        headers = (delivery.msg.headers if delivery.msg is not None else None) or {}
+        with tracing.span(f"{consumer} {delivery.subject}", kind="CONSUMER", parent=headers, start_time=started,
+                          attributes={"messaging.consumer.group.name": consumer,
+                                      "messaging.message.id": delivery.envelope.id if delivery.envelope else ""}):
+            pass
 
 
 def decode_envelopes(lines: Iterable[str]) -> list[EventEnvelope]:

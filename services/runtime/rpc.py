@@ -4,17 +4,18 @@ Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model b
 `ServiceError` whose code maps to an HTTP status.
 """
 
-import json
-from typing import Any, Protocol
+import functools
+from typing import Any, Generic, Protocol
 
 import nats.errors
 from faststream.middlewares import ExceptionMiddleware
 from faststream.nats import NatsBroker
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts.emails import INVALID_EMAIL_ERROR
 from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import Operation, ReplyT, RequestT
+from services.runtime import tracing
 from services.runtime.logging import current_correlation_id, get_logger
 
 log = get_logger("portico.rpc")
@@ -73,7 +74,12 @@ def bus_connected(broker: NatsBroker) -> bool:
 
 
 class RpcClient:
-    """Calls services from the gateway (or from another service) with the current correlation id."""
+    """Calls services from the gateway (or from another service) with the current correlation id.
+
+    Sends with nats-py's own request (one shared reply subscription per connection) on the broker's
+    connection, in the wire format a FastStream subscriber reads: JSON body, `content-type` and
+    `correlation_id` headers, the reply subject as the message's reply-to.
+    """
 
     def __init__(self, broker: NatsBroker, timeout: float = 5.0) -> None:
         self._broker = broker
@@ -87,13 +93,14 @@ class RpcClient:
         service, subject = operation.service, operation.subject
         if not isinstance(request, operation.request):
             raise TypeError(f"{operation!r} takes {operation.request.__name__}, not {type(request).__name__}")
-        if not bus_connected(self._broker):
+        connection = self._broker._connection
+        if connection is None or not connection.is_connected:
             # While the client reconnects a request would only wait for its timeout: say so at once.
             raise ServiceError(ErrorCode.service_unavailable, "The message bus is unreachable; try again shortly.")
         try:
-            msg = await self._broker.request(
-                request.model_dump(mode="json"), subject,
-                correlation_id=current_correlation_id(), timeout=timeout or self._timeout)
+            msg = await connection.request(
+                subject, request.__pydantic_serializer__.to_json(request), timeout=timeout or self._timeout,
+                headers=_request_headers())
         except nats.errors.NoRespondersError as exc:
             raise ServiceError(ErrorCode.service_unavailable,
                                f"The {service} service is not running; try again shortly.") from exc
@@ -101,13 +108,38 @@ class RpcClient:
             raise ServiceError(ErrorCode.service_timeout, f"The {service} service did not answer in time.") from exc
         except nats.errors.ConnectionClosedError as exc:
             raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus.") from exc
-        body = json.loads(msg.body or b"{}")
-        if "error" in body:
+        answer = _answer_of(operation.reply).validate_json(msg.data or b"{}")
+        if answer.error is not None:
             try:
-                code = ErrorCode(body["error"])
+                code = ErrorCode(answer.error)
             except ValueError:
                 code = ErrorCode.internal_error
-            retry_after = body.get("retry_after")
-            raise ServiceError(code, str(body.get("message", "")),
+            retry_after = answer.retry_after
+            raise ServiceError(code, str(answer.message if answer.message is not None else ""),
                                retry_after=retry_after if type(retry_after) is int else None)
-        return operation.reply.model_validate(body.get("data", {}))
+        if answer.data is None:
+            return operation.reply.model_validate({})
+        return answer.data
+
+
+def _request_headers() -> dict[str, str]:
+    """Headers of an RPC request: content type, correlation id and, when tracing is on, `traceparent`."""
+    headers = {"content-type": "application/json", "correlation_id": current_correlation_id()}
+    if tracing.ENABLED:
+        tracing.inject(headers)
+    return headers
+
+
+class _Answer(BaseModel, Generic[ReplyT]):
+    """A reply as an endpoint sends it: `{"data": ...}` or an error body (`error`, `message`, `retry_after`)."""
+
+    data: ReplyT | None = None
+    error: Any = None
+    message: Any = None
+    retry_after: Any = None
+
+
+@functools.cache
+def _answer_of(reply: type[ReplyT]) -> TypeAdapter[_Answer[ReplyT]]:
+    """Reads a reply in one pass (JSON to model), instead of `json.loads` and then the model."""
+    return TypeAdapter(_Answer[reply])  # type: ignore[valid-type]

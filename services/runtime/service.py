@@ -4,6 +4,7 @@ Each service's `app.py` builds one of these (the composition root) and `__main__
 """
 
 import asyncio
+import contextlib
 import inspect
 import signal
 import time
@@ -20,9 +21,11 @@ from contracts.envelope import Event, envelope_model, new_id
 from contracts import operations
 from contracts.operations import Operation
 from contracts.rpc import Ping, Pong, Reply
+from services.runtime import tracing
 from services.runtime.db import READ_ONLY, make_engine, session_scope
 from services.runtime.inbox import InboxConsumer, Subscription, replay_stream
 from services.runtime.logging import correlation_id, get_logger
+from services.runtime.metrics import RpcTimer, ServiceObserver, outcome_of
 from services.runtime.nats import (
     CONNECT_OPTIONS,
     dlq_stream_config,
@@ -36,6 +39,7 @@ from services.runtime.settings import Settings
 log = get_logger("portico.service")
 
 T = TypeVar("T")
+NO_SPAN = contextlib.nullcontext()  # in place of a span while tracing is off
 
 # Seconds the readiness check gives the database; the gateway's /readyz waits 0.9 s for the answer.
 DATABASE_CHECK_TIMEOUT = 0.5
@@ -49,7 +53,7 @@ class Service:
         self.settings = settings
         self.instance = new_id()
         self.engine = make_engine(database_url or settings.database_url(name))
-        self.broker = NatsBroker(settings.resolved_nats_url, middlewares=[error_middleware()], logger=None,
+        self.broker = NatsBroker(settings.nats_servers, middlewares=[error_middleware()], logger=None,
                                  **CONNECT_OPTIONS)
         self.relay = OutboxRelay(self.engine, lambda: self.broker.config.connection_state.stream,
                                  batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
@@ -72,6 +76,8 @@ class Service:
         self._event_listeners: list[Callable[[], None]] = []
         self.resources: dict[str, Any] = {}
         self._started_at = time.monotonic()
+        self.observer = ServiceObserver(self, settings.metrics_host, settings.metrics_port)
+        tracing.configure_from_env(name)
         for event in produces:
             # Declared for the AsyncAPI document; events are sent by the outbox relay.
             self.broker.publisher(event.subject(), title=f"{event.subject()}:{event.type_name()}",
@@ -100,16 +106,31 @@ class Service:
         is_async = inspect.iscoroutinefunction(handler)
         read_only = operation.read_only
 
-        async def endpoint(request: Any, message: NatsMessage) -> dict:
-            token = correlation_id.set(message.correlation_id or new_id())
+        timer = RpcTimer(self.name, operation.name)
+        span_name = f"{self.name}.{operation.name}"
+        context = self.broker.context
+
+        # The message is read from the broker's context rather than declared as a parameter: FastStream
+        # resolves a declared `NatsMessage` in a worker thread, a thread hop on every request.
+        async def endpoint(request: Any) -> dict:
+            message: NatsMessage | None = context.get_local("message")
+            token = correlation_id.set((message.correlation_id if message else None) or new_id())
+            started, outcome = time.perf_counter(), "ok"
+            span = (tracing.span(span_name, kind="SERVER", parent=message.headers if message else None)
+                    if tracing.ENABLED else NO_SPAN)
             try:
-                if is_async:
-                    reply = await handler(self, request)
-                elif read_only:
-                    reply = await self.read(handler, request)
-                else:
-                    reply = await self.transaction(handler, request)
+                with span:
+                    if is_async:
+                        reply = await handler(self, request)
+                    elif read_only:
+                        reply = await self.read(handler, request)
+                    else:
+                        reply = await self.transaction(handler, request)
+            except Exception as exc:
+                outcome = outcome_of(exc)
+                raise
             finally:
+                timer.observe(time.perf_counter() - started, outcome)
                 correlation_id.reset(token)
             return {"data": reply.model_dump(mode="json")}
 
@@ -205,10 +226,11 @@ class Service:
                     log.warning("waiting for NATS", service=self.name, attempt=attempt.retry_state.attempt_number)
                 await self.broker.connect()
         js = self.broker.config.connection_state.stream
-        await ensure_stream(js, stream_config(self.name))
-        await ensure_stream(js, dlq_stream_config())
+        replicas = self.settings.resolved_nats_replicas
+        await ensure_stream(js, stream_config(self.name, replicas))
+        await ensure_stream(js, dlq_stream_config(replicas))
         for consumer in self.consumers:
-            await ensure_stream(js, stream_config(consumer.subscription.source))
+            await ensure_stream(js, stream_config(consumer.subscription.source, replicas))
         for hook in self._start_hooks:
             await hook(self)
         await self.broker.start()
@@ -220,10 +242,12 @@ class Service:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
         for periodic in self._periodic:
             self._tasks.append(asyncio.create_task(periodic(), name=f"{self.name}-periodic"))
+        await self.observer.start()
         log.info("service started", service=self.name, instance=self.instance,
                  consumers=[c.name for c in self.consumers])
 
     async def stop(self) -> None:
+        await self.observer.stop()
         for consumer in self.consumers:
             consumer.stop()
         await _cancel(self._tasks, service=self.name)

@@ -4,7 +4,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people copy from examples; refused as secrets anywhere but in development.
@@ -24,8 +24,22 @@ class Settings(BaseSettings):
     # fsync policy of the embedded nats-server: `always` (no acknowledged event lost on power failure)
     # or an interval such as `1s` (faster; up to that much can be lost on power failure).
     nats_sync_interval: str = "always"
+    # Copies JetStream keeps of each stream, KV bucket and Object Store (1-5; durable consumers follow
+    # their stream). Unset: 1 when PORTICO_NATS_URL names one server, 3 when it lists a cluster's
+    # servers (comma-separated). Existing streams are brought to this count at start.
+    nats_replicas: int | None = Field(default=None, ge=1, le=5)
+    # The NATS server's monitoring endpoint (`http://127.0.0.1:8222`; comma-separated for a cluster's
+    # servers) where `portico status` counts each service's replicas from the connections subscribed to
+    # its ping; unset: it counts the replicas it sees answer.
+    nats_monitor_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # A service replica's own metrics port: `GET /metrics` (Prometheus) and `GET /healthz` (this replica
+    # connected to NATS, its database answering). 0: none. Each process needs its own port (replicas on one
+    # machine, and `portico dev`, which starts every service with the same environment, so leave it 0 there).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Address the metrics port listens on (`0.0.0.0` in a container, for the scraper and the probes).
+    metrics_host: str = "127.0.0.1"
     public_url: str | None = None
     log_level: str = "INFO"
 
@@ -109,6 +123,19 @@ class Settings(BaseSettings):
     @property
     def resolved_nats_url(self) -> str:
         return self.nats_url or "nats://127.0.0.1:4222"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """`PORTICO_NATS_URL` split at commas: the servers a client connects to, in order, e.g.
+        `["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]` (nats-py wants a list, not one string)."""
+        return [url.strip() for url in self.resolved_nats_url.split(",") if url.strip()]
+
+    @property
+    def resolved_nats_replicas(self) -> int:
+        """`PORTICO_NATS_REPLICAS`, else 1 for one server and 3 for a list of a cluster's servers."""
+        if self.nats_replicas is not None:
+            return self.nats_replicas
+        return 3 if len(self.nats_servers) > 1 else 1
 
     @property
     def resolved_public_url(self) -> str:
