@@ -296,7 +296,8 @@ async def test_staff_sign_in_on_the_portal(demo, chromium) -> None:
 
 async def test_a_refused_sign_in_stores_nothing(demo, sink) -> None:
     urls = [demo.settings.database_url(s) for s in SERVICES]
-    async with httpx.AsyncClient(base_url=demo.base_url, headers={"Accept": "text/html"}) as browser:
+    # A generous timeout: the first view of a portal sets up its theme, slow on a loaded machine.
+    async with httpx.AsyncClient(base_url=demo.base_url, headers={"Accept": "text/html"}, timeout=30) as browser:
         assert (await browser.get(LOGIN)).status_code == 200  # the first view of a portal sets up its theme
         before = await settled_counts(urls)
         bad = await browser.post(LOGIN, data={"email": "not an address", "next": NEXT})
