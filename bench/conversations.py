@@ -36,9 +36,10 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import (BARE_LIST, BARE_POST, bare_server_command, Connection, CpuClock, Databases,
-                     keep_alive_load, percentile, Processes, quiet_logging, refuse_cookies, request_bytes,
-                     run_in_temp_dir, running_nats, seed_auth, start_portico, wait_http, wait_outbox_drained)
+from harness import (BARE_LIST, BARE_POST, bare_server_command, Connection, cookie_header, CpuClock,
+                     Databases, keep_alive_load, percentile, Processes, quiet_logging, refuse_cookies,
+                     request_bytes, run_in_temp_dir, running_nats, seed_auth, start_conversations,
+                     start_portico, wait_http, wait_outbox_drained)
 
 
 
@@ -66,10 +67,6 @@ WARMUP_SECONDS = 1.5
 
 # -- customers -------------------------------------------------------------------------------------------
 
-def cookie_header(token: str) -> dict[str, str]:
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
-
-
 async def sso_customer(gateway: httpx.AsyncClient, secret: str, email: str, auth_db: str) -> tuple[str, Viewer]:
     """Sign in by SSO through the gateway; the session token and the Viewer the gateway builds from it."""
     token = jwt.encode({"email": email, "iat": int(time.time()), "displayName": email.split("@")[0]}, secret,
@@ -82,16 +79,6 @@ async def sso_customer(gateway: httpx.AsyncClient, secret: str, email: str, auth
     return cookie, Viewer(user_id=session["user_id"], org_id=org_id, portal=session["portal"], kind=session["kind"],
                           method=session["method"], session_key=session_key(cookie), email=session["email"],
                           display_name=session["display_name"])
-
-
-async def start_conversations(gateway: httpx.AsyncClient, cookie: str, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        response = await gateway.post(LIST_PATH, headers=cookie_header(cookie),
-                                      json={"subject": f"Invoice question {i}", "body": "Hello, invoice 42 ..."})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["conversation"]["id"])
-    return ids
 
 
 def seed_conversations(conv_db: str, viewer: Viewer, n: int) -> float:

@@ -213,6 +213,37 @@ def bare_server_command(port: int) -> list[str]:
     return [str(Path(__file__).resolve()), "--bare-server", str(port)]
 
 
+def cookie_header(token: str) -> dict[str, str]:
+    """The request header that carries a session token."""
+    from contracts.sessions import SESSION_COOKIE
+
+    return {"Cookie": f"{SESSION_COOKIE}={token}"}
+
+
+async def sso_customer(gateway: "httpx.AsyncClient", secret: str, email: str) -> str:
+    """Sign a customer in by SSO on the demo portal through the gateway; the session token."""
+    import jwt
+
+    from contracts.sessions import SESSION_COOKIE
+
+    token = jwt.encode({"email": email, "iat": int(time.time()), "displayName": "Dana Bench"}, secret,
+                       algorithm="HS256")
+    response = await gateway.post("/api/v1/portals/demo/session/sso", json={"token": token})
+    assert response.status_code == 200, response.text
+    return response.cookies[SESSION_COOKIE]
+
+
+async def start_conversations(gateway: "httpx.AsyncClient", cookie: str, n: int) -> list[str]:
+    """`n` conversations the signed-in customer starts on the demo portal through the API; their ids."""
+    ids = []
+    for i in range(n):
+        response = await gateway.post("/api/v1/portals/demo/conversations", headers=cookie_header(cookie),
+                                      json={"subject": f"Invoice question {i}", "body": "Hello, invoice 42 ..."})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["conversation"]["id"])
+    return ids
+
+
 def answers_200(response: "httpx.Response") -> bool:
     return response.status_code == 200
 

@@ -31,23 +31,19 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from harness import (BARE_HEALTH, BARE_POST, bare_server_command, Databases, keep_alive_load, Processes,
-                     quiet_logging, refuse_cookies, request_bytes, reset_rss_peak, rss_kib, run_in_temp_dir,
-                     running_nats, seed_auth, start_portico, wait_http, wait_outbox_drained)
-
-
+from harness import (BARE_HEALTH, BARE_POST, bare_server_command, cookie_header, Databases, keep_alive_load,
+                     Processes, quiet_logging, refuse_cookies, request_bytes, reset_rss_peak, rss_kib,
+                     run_in_temp_dir, running_nats, seed_auth, sso_customer, start_conversations,
+                     start_portico, wait_http, wait_outbox_drained)
 
 import subprocess  # noqa: E402
 
 import httpx  # noqa: E402
-import jwt  # noqa: E402
 
-from contracts.sessions import SESSION_COOKIE  # noqa: E402
 from services.kb.seed import seed_demo as seed_kb_demo  # noqa: E402
 from services.runtime.db import make_engine, session_scope  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
@@ -62,10 +58,6 @@ START_PATH = "/api/v1/portals/demo/conversations"
 SAMPLE_EVERY = 0.05  # seconds between VmRSS samples under load
 
 
-def cookie_header(token: str) -> dict[str, str]:
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
-
-
 def seed_kb(kb_db: str, org_id: str, kb_id: str) -> None:
     """kb's portal row and sample articles, as `portico seed` writes them."""
     upgrade("kb", kb_db)
@@ -75,25 +67,6 @@ def seed_kb(kb_db: str, org_id: str, kb_id: str) -> None:
             seed_kb_demo(session, portal="demo", org_id=org_id, kb_id=kb_id)
     finally:
         engine.dispose()
-
-
-async def sso_customer(gateway: httpx.AsyncClient, secret: str, email: str) -> str:
-    """Sign in by SSO through the gateway; the session token."""
-    token = jwt.encode({"email": email, "iat": int(time.time()), "displayName": "Dana Bench"}, secret,
-                       algorithm="HS256")
-    response = await gateway.post("/api/v1/portals/demo/session/sso", json={"token": token})
-    assert response.status_code == 200, response.text
-    return response.cookies[SESSION_COOKIE]
-
-
-async def start_conversations(gateway: httpx.AsyncClient, cookie: str, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        response = await gateway.post(START_PATH, headers=cookie_header(cookie),
-                                      json={"subject": f"Invoice question {i}", "body": "Hello, invoice 42 ..."})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["conversation"]["id"])
-    return ids
 
 
 class PeakSampler:

@@ -32,13 +32,12 @@ import time
 from pathlib import Path
 
 # harness first: it puts this checkout on sys.path for the imports below.
-from harness import (CpuClock, Databases, Processes, keep_alive_load, percentile, quiet_logging, refuse_cookies,
-                     request_bytes, run_in_temp_dir, running_nats, seed_auth, start_portico, wait_outbox_drained)
+from harness import (cookie_header, CpuClock, Databases, keep_alive_load, percentile, Processes,
+                     quiet_logging, refuse_cookies, request_bytes, run_in_temp_dir, running_nats, seed_auth,
+                     sso_customer, start_portico, wait_outbox_drained)
 
 import httpx  # noqa: E402
-import jwt  # noqa: E402
 
-from contracts.sessions import SESSION_COOKIE  # noqa: E402
 from services.gateway.web.routes_conversations import PAGE_SIZE  # noqa: E402
 from services.kb.seed import seed_demo as seed_kb_demo  # noqa: E402
 from services.runtime.db import make_engine, session_scope  # noqa: E402
@@ -53,19 +52,6 @@ TARGET = 1.5
 SIDES = ("json", "page")
 # A conversation's id where a page links to it; the page must list exactly the JSON list's conversations.
 LINK = re.compile(rb"/portals/demo/conversations/([0-9A-HJKMNP-TV-Z]{26})")
-
-
-def cookie_header(token: str) -> dict[str, str]:
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
-
-
-async def sso_customer(gateway: httpx.AsyncClient, secret: str, email: str) -> str:
-    """Sign in by SSO through the gateway; the session token."""
-    token = jwt.encode({"email": email, "iat": int(time.time()), "displayName": "Dana Bench"}, secret,
-                       algorithm="HS256")
-    response = await gateway.post("/api/v1/portals/demo/session/sso", json={"token": token})
-    assert response.status_code == 200, response.text
-    return response.cookies[SESSION_COOKIE]
 
 
 async def start_conversations(gateway: httpx.AsyncClient, cookie: str, n: int) -> list[str]:
