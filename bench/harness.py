@@ -367,6 +367,21 @@ def seed_auth(auth_db: str) -> DemoPortal:
     return DemoPortal(org_id=org_id, kb_id=kb_id, sso_secret=secret)
 
 
+def seed_kb(kb_db: str, org_id: str, kb_id: str) -> None:
+    """kb's schema, portal row and sample articles for the demo portal, as `portico seed` writes them."""
+    from services.kb.seed import seed_demo
+    from services.runtime.db import make_engine, session_scope
+    from services.runtime.migrations import upgrade
+
+    upgrade("kb", kb_db)
+    engine = make_engine(kb_db)
+    try:
+        with session_scope(engine) as session:
+            seed_demo(session, portal="demo", org_id=org_id, kb_id=kb_id)
+    finally:
+        engine.dispose()
+
+
 # -- load ------------------------------------------------------------------------------------------------
 
 class Connection:

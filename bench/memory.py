@@ -37,15 +37,13 @@ from typing import Any
 
 from harness import (BARE_HEALTH, BARE_POST, bare_server_command, cookie_header, Databases, keep_alive_load,
                      Processes, quiet_logging, refuse_cookies, request_bytes, reset_rss_peak, rss_kib,
-                     run_in_temp_dir, running_nats, seed_auth, sso_customer, start_conversations,
+                     run_in_temp_dir, running_nats, seed_auth, seed_kb, sso_customer, start_conversations,
                      start_portico, wait_http, wait_outbox_drained)
 
 import subprocess  # noqa: E402
 
 import httpx  # noqa: E402
 
-from services.kb.seed import seed_demo as seed_kb_demo  # noqa: E402
-from services.runtime.db import make_engine, session_scope  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
 from services.runtime.nats import free_port  # noqa: E402
 
@@ -54,19 +52,7 @@ TARGET_IDLE_MIB = 120
 TARGET_LOAD_MIB = 200
 BODY = {"body": "Hello again: invoice 42 still shows the old amount, and the PDF has the wrong address."}
 POST_PATH = "/api/v1/portals/demo/conversations/{id}/messages"
-START_PATH = "/api/v1/portals/demo/conversations"
 SAMPLE_EVERY = 0.05  # seconds between VmRSS samples under load
-
-
-def seed_kb(kb_db: str, org_id: str, kb_id: str) -> None:
-    """kb's portal row and sample articles, as `portico seed` writes them."""
-    upgrade("kb", kb_db)
-    engine = make_engine(kb_db)
-    try:
-        with session_scope(engine) as session:
-            seed_kb_demo(session, portal="demo", org_id=org_id, kb_id=kb_id)
-    finally:
-        engine.dispose()
 
 
 class PeakSampler:

@@ -33,14 +33,12 @@ from pathlib import Path
 
 # harness first: it puts this checkout on sys.path for the imports below.
 from harness import (cookie_header, CpuClock, Databases, keep_alive_load, percentile, Processes,
-                     quiet_logging, refuse_cookies, request_bytes, run_in_temp_dir, running_nats, seed_auth,
+                     quiet_logging, refuse_cookies, request_bytes, run_in_temp_dir, running_nats, seed_auth, seed_kb,
                      sso_customer, start_portico, wait_outbox_drained)
 
 import httpx  # noqa: E402
 
 from services.gateway.web.routes_conversations import PAGE_SIZE  # noqa: E402
-from services.kb.seed import seed_demo as seed_kb_demo  # noqa: E402
-from services.runtime.db import make_engine, session_scope  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
 
 CONVERSATIONS = 25  # more than a page: both answers also carry the cursor of the next one
@@ -66,17 +64,6 @@ async def start_conversations(gateway: httpx.AsyncClient, cookie: str, n: int) -
         assert response.status_code == 201, response.text
         ids.append(response.json()["conversation"]["id"])
     return ids
-
-
-def seed_kb(kb_db: str, org_id: str, kb_id: str) -> None:
-    """kb's portal row and sample articles, as `portico seed` writes them (the page reads the portal's theme)."""
-    upgrade("kb", kb_db)
-    engine = make_engine(kb_db)
-    try:
-        with session_scope(engine) as session:
-            seed_kb_demo(session, portal="demo", org_id=org_id, kb_id=kb_id)
-    finally:
-        engine.dispose()
 
 
 async def check_same_list(port: int, cookie: str, ids: list[str]) -> dict[str, int]:
