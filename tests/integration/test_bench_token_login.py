@@ -1,19 +1,11 @@
 """`bench/token_login.py` still runs end to end (a tiny size: this checks the script, not its figures)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.kit.bench import run_benchmark
 
 
 def test_token_login_benchmark_runs_with_a_tiny_size():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "token_login.py"), "--returning", "40", "--first", "10",
-         "--customers", "5", "--email", "5", "--concurrency", "4"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    out = run_benchmark("token_login.py", "--returning", "40", "--first", "10", "--customers", "5", "--email",
+                        "5", "--concurrency", "4")
     assert "returning customer (40 logins, 5 accounts)" in out, out
     assert "first login (10 new accounts, until everywhere)" in out, out
     for process in ("gateway", "auth", "conversations", "notifications", "nats-server"):
