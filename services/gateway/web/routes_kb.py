@@ -17,6 +17,7 @@ Behind both, the pages' Content-Security-Policy runs no inline script and no eve
 import asyncio
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
@@ -27,7 +28,7 @@ from markupsafe import Markup, escape
 
 from contracts import operations
 from contracts.errors import ErrorCode, ServiceError
-from contracts.kb import ArticleSummary, CategorySummary, GetArticle, ListArticles, ListCategories
+from contracts.kb import ArticlePage, ArticleSummary, CategorySummary, GetArticle, ListArticles, ListCategories
 from services.gateway.web.pages import page_portal, portal_page
 
 router = APIRouter(include_in_schema=False)
@@ -79,6 +80,16 @@ def kb_link(portal: str, **query: str | None) -> str:
     return f"/portals/{portal}/kb" + (f"?{urlencode(kept)}" if kept else "")
 
 
+def list_links(link: Callable[..., str], portal: str, page: ArticlePage, *, q: str, category: str,
+               cursor: str | None) -> dict[str, str | None]:
+    """The list page's links, made by `link` (a `kb_link`): `next` page, `first` page (when paged on),
+    `corrected` (the search as corrected), `all` (the search in every category); None where there is none."""
+    return {"next": link(portal, q=q, category=category, cursor=page.next_cursor) if page.next_cursor else None,
+            "first": link(portal, q=q, category=category) if cursor else None,
+            "corrected": link(portal, q=page.corrected_query, category=category) if page.corrected_query else None,
+            "all": link(portal, q=q)}
+
+
 @router.get("/portals/{portal}/kb", response_class=HTMLResponse)
 async def knowledge_base(request: Request, portal: str = Slug, q: str = Query(default="", max_length=200),
                          category: str = Query(default="", max_length=100),
@@ -92,11 +103,7 @@ async def knowledge_base(request: Request, portal: str = Slug, q: str = Query(de
                                                            limit=PAGE_SIZE)),
         rpc.call(operations.kb.list_categories, ListCategories(reader=reader, portal=site.slug)))
     categories = {c.slug: c for c in shelves.categories}
-    links = {"next": kb_link(site.slug, q=q, category=category, cursor=page.next_cursor) if page.next_cursor else None,
-             "first": kb_link(site.slug, q=q, category=category) if cursor else None,
-             "corrected": kb_link(site.slug, q=page.corrected_query, category=category)
-             if page.corrected_query else None,
-             "all": kb_link(site.slug, q=q)}
+    links = list_links(kb_link, site.slug, page, q=q, category=category, cursor=cursor)
     return portal_page(request, site, visitor, "portal/kb.html", view="article", section="kb", q=q,
                        category=categories.get(category), category_slug=category, categories=shelves.categories,
                        articles=[listed(a, categories) for a in page.articles], corrected=page.corrected_query,

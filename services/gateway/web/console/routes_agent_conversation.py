@@ -4,8 +4,9 @@ notes, the customer and their other conversations, the forms) and the two compos
 multipart form with files, answered with a 303 back to the conversation. The other actions (close,
 reopen, subject, assignment, attributes, redaction) are in `routes_agent_actions.py`.
 
-Each calls the operation the agent JSON API calls (`services/gateway/routes_agent.py`); the files go
-through `services.gateway.uploads.read_message`, as the JSON API's multipart bodies do.
+Each calls the operation the agent JSON API calls (`services/gateway/routes_agent.py`); the form and its
+files are read by `services.gateway.web.routes_compose.send_form`, as the portal's composers are (through
+`services.gateway.uploads.read_message`, as the JSON API's multipart bodies).
 
 Before an answer is sent, the page checks that no customer message arrived after the one the agent saw
 when the page was drawn (`seen_message`): if one did, the form comes back with the text kept, a warning
@@ -31,13 +32,12 @@ from contracts.conversations import (
     ListAssignees,
     MessageLimits,
 )
-from contracts.errors import ServiceError
 from contracts.roles import Permission
-from services.gateway.uploads import owned_by_reply, read_message
+from services.gateway.uploads import Incoming
 from services.gateway.web.console.routes_inbox import live_from, staff_name
 from services.gateway.web.console.staff import Staff, require_staff, staff_page
 from services.gateway.web.pages import see_other
-from services.gateway.web.routes_compose import refusal
+from services.gateway.web.routes_compose import Answer, send_form
 from services.gateway.web.routes_conversations import names
 from services.runtime.files import ALLOWED_TYPES
 
@@ -155,53 +155,42 @@ async def composer_address(conversation_id: str = ConversationId) -> Response:
 @router.post("/agent/conversations/{conversation_id}/reply", response_class=Response)
 async def reply(request: Request, conversation_id: str = ConversationId) -> Response:
     """An answer to the customer; stopped once, with the text kept, when a newer customer message came."""
-    staff = await require_staff(request, Permission.work_conversations)
-    rpc = request.app.state.rpc
-    typed: dict[str, str] = {}
-    try:
-        incoming = await read_message(request, rpc, ReplyForm, org_id=staff.record.org_id,
-                                      conversation_id=conversation_id, typed=typed)
-        async with owned_by_reply(request, incoming) as kept:
-            fields = incoming.fields
-            if not fields["confirm_newer"]:
-                current = await rpc.call(operations.conversations.agent_get_conversation,
-                                         AgentGetConversation(actor=staff.actor, conversation_id=conversation_id))
-                newest = newest_customer_message(current)
-                if newest and newest != fields["seen_message"]:
-                    draft = Draft(body=str(fields["body"]), refused=bool(incoming.attachments), newer=True)
-                    return await conversation_page(request, staff, conversation_id, Forms(reply=draft), status=409)
-            posted = await rpc.call(operations.conversations.agent_post_message, AgentPostMessage(
-                actor=staff.actor, conversation_id=conversation_id, body=fields["body"], internal=False,
-                reopen=fields["reopen"], attachments=incoming.attachments,
-                idempotency_key=fields["idempotency_key"] or None))
-            kept[0] = not posted.replayed
-    except ServiceError as error:
-        errors = refusal(request, error)
-        if errors is None:
-            raise
-        draft = Draft(body=typed.get("body", ""), errors=errors, refused=True)
-        return await conversation_page(request, staff, conversation_id, Forms(reply=draft), status=error.status)
-    return see_other(f"/agent/conversations/{conversation_id}#message-{posted.message.id}")
+    return await send_from_composer(request, conversation_id, internal=False)
 
 
 @router.post("/agent/conversations/{conversation_id}/note", response_class=Response)
 async def note(request: Request, conversation_id: str = ConversationId) -> Response:
     """An internal note: staff only, never shown, sent or e-mailed to the customer."""
+    return await send_from_composer(request, conversation_id, internal=True)
+
+
+async def send_from_composer(request: Request, conversation_id: str, *, internal: bool) -> Response:
+    """An answer (`internal` False: first the check for a newer customer message) or an internal note, then a
+    303 to it; a refusal, or a newer message (409), shows the page again with that composer's text kept."""
     staff = await require_staff(request, Permission.work_conversations)
     rpc = request.app.state.rpc
-    typed: dict[str, str] = {}
-    try:
-        incoming = await read_message(request, rpc, NoteForm, org_id=staff.record.org_id,
-                                      conversation_id=conversation_id, typed=typed)
-        async with owned_by_reply(request, incoming) as kept:
-            posted = await rpc.call(operations.conversations.agent_post_message, AgentPostMessage(
-                actor=staff.actor, conversation_id=conversation_id, body=incoming.fields["body"], internal=True,
-                attachments=incoming.attachments, idempotency_key=incoming.fields["idempotency_key"] or None))
-            kept[0] = not posted.replayed
-    except ServiceError as error:
-        errors = refusal(request, error)
-        if errors is None:
-            raise
+
+    def again(draft: Draft) -> Forms:
+        return Forms(note=draft) if internal else Forms(reply=draft)
+
+    async def send(incoming: Incoming) -> Answer:
+        fields = incoming.fields
+        if not internal and not fields["confirm_newer"]:
+            current = await rpc.call(operations.conversations.agent_get_conversation,
+                                     AgentGetConversation(actor=staff.actor, conversation_id=conversation_id))
+            newest = newest_customer_message(current)
+            if newest and newest != fields["seen_message"]:
+                draft = Draft(body=str(fields["body"]), refused=bool(incoming.attachments), newer=True)
+                return await conversation_page(request, staff, conversation_id, again(draft), status=409), False
+        posted = await rpc.call(operations.conversations.agent_post_message, AgentPostMessage(
+            actor=staff.actor, conversation_id=conversation_id, body=fields["body"], internal=internal,
+            reopen=fields.get("reopen", False), attachments=incoming.attachments,
+            idempotency_key=fields["idempotency_key"] or None))
+        return see_other(f"/agent/conversations/{conversation_id}#message-{posted.message.id}"), not posted.replayed
+
+    async def refused(typed: dict[str, str], errors: dict[str, str], status: int) -> Response:
         draft = Draft(body=typed.get("body", ""), errors=errors, refused=True)
-        return await conversation_page(request, staff, conversation_id, Forms(note=draft), status=error.status)
-    return see_other(f"/agent/conversations/{conversation_id}#message-{posted.message.id}")
+        return await conversation_page(request, staff, conversation_id, again(draft), status=status)
+
+    return await send_form(request, NoteForm if internal else ReplyForm, send, refused, org_id=staff.record.org_id,
+                           conversation_id=conversation_id)

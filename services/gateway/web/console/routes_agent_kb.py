@@ -22,7 +22,7 @@ from contracts.kb import GetArticle, ListArticles, ListCategories, Reader
 from contracts.roles import Permission
 from contracts.rpc import ListPortals
 from services.gateway.web.console.staff import Staff, require_staff, staff_page
-from services.gateway.web.routes_kb import listed
+from services.gateway.web.routes_kb import list_links, listed
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,11 +55,7 @@ async def knowledge_base(request: Request, portal: str = Query(default="", max_l
                                                            limit=PAGE_SIZE)),
         rpc.call(operations.kb.list_categories, ListCategories(reader=reader(staff), portal=site.slug)))
     categories = {c.slug: c for c in shelves.categories}
-    links = {"next": kb_link(site.slug, q=q, category=category, cursor=page.next_cursor) if page.next_cursor else None,
-             "first": kb_link(site.slug, q=q, category=category) if cursor else None,
-             "corrected": kb_link(site.slug, q=page.corrected_query, category=category)
-             if page.corrected_query else None,
-             "all": kb_link(site.slug, q=q)}
+    links = list_links(kb_link, site.slug, page, q=q, category=category, cursor=cursor)
     return staff_page(request, staff, "staff/agent_kb.html", section="kb", portals=portals, site=site, q=q,
                       category=categories.get(category), category_slug=category, categories=shelves.categories,
                       articles=[listed(a, categories) for a in page.articles], corrected=page.corrected_query,
