@@ -7,6 +7,8 @@ Prints, from one run, for each route (one after the other, the bare app's counte
   * `list`:    `GET /api/v1/portals/demo/conversations` with a session cookie (session + one request/reply to
     the conversations service);
   * `post`:    `POST /api/v1/portals/demo/conversations/{id}/messages` (JSON) with a session cookie;
+  * `answer`:  `POST /api/v1/agent/conversations/{id}/messages` (JSON) with the demo org's API key (an agent's
+    answer from a script or an integration: the key's check, then the same service call as a post);
 the CPU milliseconds per request of every process (gateway, auth, conversations, nats-server, the load
 generator), requests/s, p50/p99 latency, and the gateway's CPU and throughput as a ratio of the bare app's.
 The bare app answers each route with a constant JSON body of the same shape (the POST parses its JSON body
@@ -19,14 +21,19 @@ httptools, no access log). The bare app is this file started with `--bare-server
 `uvicorn.run` call (`harness.serve_like_gateway`). The load generator is this process: a minimal keep-alive
 HTTP/1.1 client on uvloop (`harness.keep_alive_load`), the same for both sides.
 
-    python bench/gateway.py [--concurrency 16] [--seconds 5] [--warmup 1] [--routes health,session,list,post]
-                            [--database-url postgresql://user:pw@host/postgres]
+    python bench/gateway.py [--concurrency 16] [--seconds 5] [--warmup 1] [--routes health,session,list,post,answer]
+                            [--database-url postgresql://user:pw@host/postgres] [--py-spy DIR]
+
+`--py-spy DIR` also records the gateway and auth during each route's measured load with py-spy (raw collapsed
+stacks, `DIR/<route>-<process>.txt`), to see where the CPU per request goes.
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,8 +41,10 @@ from harness import (BARE_HEALTH, BARE_LIST, BARE_POST, BARE_SESSION, bare_serve
                      Databases, keep_alive_load, percentile, Processes, quiet_logging, refuse_cookies,
                      request_bytes, run_in_temp_dir, running_nats, seed_auth, start_portico, wait_http)
 
-ROUTES = ("health", "session", "list", "post")
+ROUTES = ("health", "session", "list", "post", "answer")
 BODY = {"body": "Hello again: invoice 42 still shows the old amount, and the PDF has the wrong address."}
+ANSWER = {"body": "Thanks for waiting: the invoice is corrected, and a new PDF is on its way to you."}
+API_KEY = "bench-api-key-0123456789"  # seed_auth's org.admin key: the agent's answers are sent with it
 
 
 import httpx  # noqa: E402
@@ -46,6 +55,7 @@ from services.runtime.migrations import upgrade  # noqa: E402
 from services.runtime.nats import free_port  # noqa: E402
 
 LIST_PATH = "/api/v1/portals/demo/conversations"
+AGENT_POST_PATH = "/api/v1/agent/conversations/{id}/messages"
 
 
 async def sso_cookie(gateway: httpx.AsyncClient, secret: str, email: str) -> str:
@@ -69,18 +79,39 @@ def requests_for(route: str, port: int, bare_port: int, cookie: str,
     if route == "list":
         return ([request_bytes("GET", port, LIST_PATH, headers=headers)],
                 [request_bytes("GET", bare_port, f"{BARE_LIST}?limit=25", headers=headers)], 200)
+    if route == "answer":
+        key, answer = {"Authorization": f"Bearer {API_KEY}"}, json.dumps(ANSWER).encode()
+        return ([request_bytes("POST", port, AGENT_POST_PATH.format(id=cid), headers=key, body=answer) for cid in pool],
+                [request_bytes("POST", bare_port, BARE_POST.format(id=cid), headers=key, body=answer)
+                 for cid in pool], 201)
     return ([request_bytes("POST", port, f"{LIST_PATH}/{cid}/messages", headers=headers, body=body) for cid in pool],
             [request_bytes("POST", bare_port, BARE_POST.format(id=cid), headers=headers, body=body)
              for cid in pool], 201)
 
 
+def py_spy(pids: dict[str, int], route: str, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each of `pids` for the measured load (`--py-spy`), else nothing."""
+    if not args.py_spy:
+        return []
+    Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(max(1, round(args.seconds))), "-r", "250",
+                              "-f", "raw", "-o", str(Path(args.py_spy) / f"{route}-{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, pid in pids.items()]
+
+
 async def measure(port: int, requests: list[bytes], expect: int, pids: dict[str, int],
-                  args: argparse.Namespace) -> dict[str, object]:
-    """Warm-up, then `args.seconds` of load; CPU ms per request of each of `pids`, requests/s, p50/p99 ms."""
+                  args: argparse.Namespace, spied: dict[str, int] | None = None, route: str = "") -> dict[str, object]:
+    """Warm-up, then `args.seconds` of load; CPU ms per request of each of `pids`, requests/s, p50/p99 ms.
+    `spied`: processes py-spy records meanwhile (`--py-spy`)."""
     await keep_alive_load(port, requests, args.concurrency, seconds=args.warmup, expect=expect)
+    spies = py_spy(spied or {}, route, args)
     cpu = CpuClock(pids)
     rate, answers = await keep_alive_load(port, requests, args.concurrency, seconds=args.seconds, expect=expect)
     spent = cpu.spent()
+    for spy in spies:
+        spy.wait()
     latencies = [ms for _, ms in answers]
     return {"cpu": {name: seconds * 1000 / len(answers) for name, seconds in spent.items()}, "rate": rate,
             "n": len(answers), "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99)}
@@ -114,9 +145,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, dict[
             portico_requests, bare_requests, expect = requests_for(route, port, bare_port, cookie, pool)
             bare = await measure(bare_port, bare_requests, expect, {"bare": processes.pids()["bare"],
                                                                     "load generator": me}, args)
+            services = processes.pids(leave_out="bare")
             portico = await measure(port, portico_requests, expect,
-                                    {**processes.pids(leave_out="bare"), "nats-server": nats_pid,
-                                     "load generator": me}, args)
+                                    {**services, "nats-server": nats_pid, "load generator": me}, args,
+                                    spied={name: services[name] for name in ("gateway", "auth")}, route=route)
             processes.check()
             results[route] = {"bare": bare, "portico": portico}
     return results
@@ -132,6 +164,7 @@ def main() -> None:
                         help=f"comma-separated, of {','.join(ROUTES)} (default all)")
     parser.add_argument("--database-url", help="PostgreSQL server URL: fresh databases are created and dropped")
     parser.add_argument("--sync", default="always", help="nats-server sync_interval (as make run sets it)")
+    parser.add_argument("--py-spy", metavar="DIR", help="record the gateway and auth with py-spy into DIR")
     args = parser.parse_args()
     unknown = set(args.routes) - set(ROUTES)
     if unknown:

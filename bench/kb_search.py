@@ -104,6 +104,7 @@ from services.auth.seed import DEMO_ADMIN_EMAIL  # noqa: E402
 from services.kb.articles import _apply, _published, now  # noqa: E402
 from services.kb.domain import slugify  # noqa: E402
 from services.kb.models import Article, KbPortal  # noqa: E402
+from services.kb.portals import KnownPortal  # noqa: E402
 from services.kb.seed import seed_demo as seed_kb_demo  # noqa: E402
 from services.runtime.db import READ_ONLY, make_engine, session_scope  # noqa: E402
 from services.runtime.migrations import upgrade  # noqa: E402
@@ -402,9 +403,10 @@ def profile_search(kb_db: str, raw: RawSearch, rounds: int) -> str:
 
     engine = make_engine(kb_db)
     with Session(engine.execution_options(**READ_ONLY)) as session:
-        row = session.get(KbPortal, PORTAL)
+        found = session.get(KbPortal, PORTAL)
+        assert found is not None
+        row = KnownPortal.of(found)  # as kb keeps it in memory
     engine.dispose()
-    assert row is not None
     index = raw.index
     requests = [ListArticles(reader=Reader(kind="anonymous"), portal=PORTAL, q=q, limit=20) for q, _, _ in QUERIES]
     spent: dict[str, float] = {}

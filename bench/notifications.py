@@ -164,7 +164,7 @@ class Probe:
 
         S = outbound.Sender
         # The sender's steps, as the event loop sees them (a thread hop included).
-        self.coroutine(S, "deliver_due", "sender: deliver_due (a round of <=50)")
+        self.coroutine(S, "deliver_due", "sender: deliver_due (a round of <=100)")
         self.coroutine(S, "_deliver", "sender: _deliver (claimed batch)")
         self.coroutine(S, "_email", "sender:   _email (portal+compose+flatten)")
         self.coroutine(S, "_portal", "sender:     _portal (cached rpc.auth.portal_info)")

@@ -11,11 +11,14 @@ difference is printed too; it carries the commits' noise.
 The baseline, measured in the same run on the same nats-server: raw nats-py `publish_async` of the same
 payloads with the same `Nats-Msg-Id` headers, at the same rate (one publish awaited at a time at the low
 rate; pipelined at the high rate): the event loop thread's CPU time, less that of the same loop without the
+publish. A second baseline, the floor of what nats-py can do for a JetStream publish with its ack: a core
+`publish` with a reply subject on a subscription of its own (what the relay does), the ack checked in the
+subscription's callback and awaited (one at a time at the low rate; all at once at the high rate), no future per
 publish.
 
     python bench/outbox.py [--events 2000] [--rate 200] [--repeat 3] [--postgres URL] [--sync always]
 
-Prints, for each rate: the relay's CPU per event, the baseline's, their ratio, the whole process's difference
+Prints, for each rate: the relay's CPU per event, the baseline's, their ratio, the floor's, the whole process's difference
 per event and nats-server's CPU per event (relay and baseline: re-sends would show there).
 """
 
@@ -24,8 +27,10 @@ import asyncio
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
+from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
 # harness first: it puts this checkout on sys.path for the imports below.
@@ -151,6 +156,54 @@ async def baseline_run(nats_url: str, payloads: list[tuple[str, bytes]], rate: f
         await nc.close()
 
 
+async def floor_run(nats_url: str, payloads: list[tuple[str, bytes]], rate: float | None) -> float:
+    """Raw nats-py, the least it takes: core `publish` with a reply subject on one subscription whose callback
+    checks each ack; the event loop thread's CPU seconds less the bare pacing loop's."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    loop = asyncio.get_running_loop()
+    try:
+        await js.add_stream(StreamConfig(name=BASELINE_STREAM, subjects=["bench.outbox.>"],
+                                         storage=StorageType.FILE, duplicate_window=120.0))
+        await js.purge_stream(BASELINE_STREAM)
+        prefix = nc.new_inbox() + "."
+        state: dict[str, Any] = {"left": 0, "waiter": None}
+
+        async def answered(msg: Msg) -> None:
+            if msg.headers or b'"seq"' not in msg.data:
+                raise RuntimeError(f"publish failed: {msg.data[:100]!r}")
+            state["left"] -= 1
+            if not state["left"] and not state["waiter"].done():
+                state["waiter"].set_result(None)
+
+        await nc.subscribe(prefix + "*", cb=answered)
+        run = new_id()
+
+        async def publish(numbers: range) -> None:
+            state["left"], state["waiter"] = len(numbers), loop.create_future()
+            for i in numbers:
+                event_id, payload = payloads[i]
+                await nc.publish("bench.outbox.e", payload, reply=f"{prefix}{i}", headers={"Nats-Msg-Id": run + event_id})
+            await asyncio.wait_for(state["waiter"], 30)
+
+        async def nothing(_: int) -> None:
+            pass
+
+        idle = time.thread_time()
+        if rate is not None:
+            await paced(len(payloads), rate, nothing)
+        idle = time.thread_time() - idle
+        cpu = time.thread_time()
+        if rate is None:
+            await publish(range(len(payloads)))
+        else:
+            await paced(len(payloads), rate, lambda i: publish(range(i, i + 1)))
+        return time.thread_time() - cpu - idle
+    finally:
+        await js.delete_stream(BASELINE_STREAM)
+        await nc.close()
+
+
 def sample_payloads(n: int) -> list[tuple[str, bytes]]:
     """Envelopes as `record_event` writes them: (event id, JSON bytes)."""
     out = []
@@ -170,13 +223,14 @@ async def measure(args: argparse.Namespace, work: Path) -> list[dict[str, float 
         payloads = sample_payloads(args.events)
         for kind, (label, rate) in enumerate(((f"{args.rate:g} events/s", float(args.rate)),
                                               ("as fast as committed", None))):
-            on, off, base, server_on, server_base, achieved, process = [], [], [], [], [], [], []
+            on, off, base, server_on, server_base, achieved, process, floor = [], [], [], [], [], [], [], []
             for attempt in range(args.repeat):
                 with_relay = await portico_run(server.url, databases.url(f"on{kind}{attempt}"), args.events, rate,
                                                True, pid)
                 without = await portico_run(server.url, databases.url(f"off{kind}{attempt}"), args.events, rate,
                                             False, pid)
                 raw = await baseline_run(server.url, payloads, rate, pid)
+                floor.append(await floor_run(server.url, payloads, rate))
                 on.append(with_relay["loop"] + with_relay["relay_thread"])
                 off.append(without["loop"] + without["relay_thread"])
                 process.append(with_relay["cpu"] - without["cpu"])
@@ -187,7 +241,7 @@ async def measure(args: argparse.Namespace, work: Path) -> list[dict[str, float 
             n = args.events
             relay = statistics.median(a - b for a, b in zip(on, off)) / n
             baseline = statistics.median(base) / n
-            results.append({"label": label, "relay": relay, "baseline": baseline,
+            results.append({"label": label, "relay": relay, "baseline": baseline, "floor": statistics.median(floor) / n,
                             "process": statistics.median(process) / n, "rate": statistics.median(achieved),
                             "server": statistics.median(server_on) / n,
                             "server_baseline": statistics.median(server_base) / n})
@@ -213,6 +267,8 @@ def main() -> None:
         print(f"relay CPU per event at {r['label']} ({r['rate']:,.0f}/s):  {r['relay'] * 1000:8.3f} ms   "
               f"raw nats-py baseline: {r['baseline'] * 1000:.3f} ms   "
               f"ratio relay / baseline: {r['relay'] / max(r['baseline'], 1e-9):6.2f}")
+        print(f"  raw nats-py floor (core publish, acks on a reply subscription): {r['floor'] * 1000:.3f} ms   "
+              f"ratio relay / floor: {r['relay'] / max(r['floor'], 1e-9):6.2f}")
         print(f"  whole process, relay on minus off: {r['process'] * 1000:.3f} ms per event   "
               f"nats-server CPU per event: relay {r['server'] * 1000:.3f} ms, "
               f"baseline {r['server_baseline'] * 1000:.3f} ms")

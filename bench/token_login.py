@@ -10,7 +10,8 @@ Prints, from one run:
   * first logins (a new e-mail each: the account is created in auth and, through `UserRegistered`, in
     conversations and notifications): the same figures, the CPU counted until every service has the account;
   * e-mail access for returning customers: code requests (answered after the fixed anti-enumeration delay,
-    the CPU counted until notifications has written every e-mail) and code verifications, the same figures;
+    `--email-concurrency` in flight, the CPU counted until notifications has written every e-mail) and code
+    verifications, the same figures;
   * a raw PyJWT decode (HS256, leeway 60, `email`/`iat` required, one core) for scale.
 
 Everything runs as `make run` runs it: nats-server (sync_interval always), auth, conversations and
@@ -21,7 +22,8 @@ The load generator is this process: a minimal keep-alive HTTP/1.1 client on uvlo
 still counted in the KV bucket).
 
     python bench/token_login.py [--returning 3000] [--first 500] [--email 300] [--concurrency 16] [--customers 50]
-                                [--database-url postgresql://user:pw@host/postgres] [--sync always]
+                                [--email-concurrency 64] [--sync always]
+                                [--database-url postgresql://user:pw@host/postgres]
 """
 
 import argparse
@@ -214,7 +216,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
             rate, answers = await keep_alive_load(
                 gateway_port, [request_bytes("POST", gateway_port, EMAIL_PATH, body=json.dumps(
                     {"email": a, "bearer": True}).encode()) for a in addresses],
-                args.concurrency, count=len(addresses), expect=202)
+                args.email_concurrency, count=len(addresses), expect=202)
             await mails_written(mail, before + len(addresses), processes)
             result["code_request"] = summary(rate, answers, cpu.spent(), len(answers))
             codes = read_codes(mail)
@@ -247,6 +249,9 @@ def main() -> None:
     parser.add_argument("--email", type=int, default=300,
                         help="e-mail code requests, then verifications (each by another returning customer; 0: none)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument("--email-concurrency", type=int, default=64,
+                        help="code requests in flight (each answered after the fixed delay: at most this many "
+                             "per delay)")
     parser.add_argument("--database-url", help="PostgreSQL server URL: fresh databases are created and dropped")
     parser.add_argument("--sync", default="always", help="nats-server sync_interval (as make run sets it)")
     args = parser.parse_args()
@@ -269,6 +274,8 @@ def main() -> None:
         assert isinstance(request, dict) and isinstance(verify, dict)
         print_case(f"e-mail code request ({request['n']}, fixed delay {EMAIL_START_SECONDS:g} s, until mailed):",
                    request, bare_rate)
+        print(f"  ({args.email_concurrency} in flight: at most {args.email_concurrency / EMAIL_START_SECONDS:,.0f} "
+              f"requests/s through the fixed delay)")
         print_case(f"e-mail code verify ({verify['n']}):", verify, bare_rate)
 
 

@@ -142,6 +142,8 @@ class ApiKeyIdentity(Reply):
     org_id: str
     role: str
     name: str | None = Field(default=None, description="The key's name, as its admin gave it.")
+    expires_at: datetime | None = Field(default=None, description="When the key stops working; None: never. "
+                                        "A gateway that keeps the answer stops using it then.")
 
 
 class GetPortal(Request):

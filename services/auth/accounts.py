@@ -1,9 +1,10 @@
 """Finding and creating accounts; the one place `UserRegistered` is recorded."""
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from contracts.envelope import new_id
@@ -66,26 +67,34 @@ def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, 
     Idempotent under concurrency: a second, racing first login finds the account the first one
     created and reuses it, so there is one account and one event, and neither caller fails.
     `known_absent`: the caller has just read that there is none, so the insert is tried at once.
+    A created account is returned detached (written with one Core statement, no ORM flush).
     """
     if not known_absent:
         existing = find_user(session, org_id, email)
         if existing is not None:
             return existing, False
-    user = User(id=new_id(), org_id=org_id, email=email, display_name=display_name, kind=kind, role=role,
-                password_hash=password_hash, created_at=datetime.now(UTC))
-    try:
-        with session.begin_nested():
-            session.add(user)
-            session.flush()
-            record_event(session, UserRegistered(
-                user_id=user.id, email=email, display_name=display_name, kind=kind,  # type: ignore[arg-type]
-                method=method, portal=portal),  # type: ignore[arg-type]
-                org_id=org_id, aggregate_id=user.id, aggregate_version=1)
-    except IntegrityError:
-        existing = session.exec(select(User).where(User.org_id == org_id, User.email == email)).one()
-        return existing, False
-    log.info("account created", user_id=user.id, org_id=org_id, kind=kind, method=method)
-    return user, True
+    values = {"id": new_id(), "org_id": org_id, "email": email, "display_name": display_name, "kind": kind,
+              "role": role, "password_hash": password_hash, "created_at": datetime.now(UTC), "disabled_at": None}
+    if session.new:
+        session.flush()  # the org or portal this account belongs to may be new in this transaction
+    connection = session.connection()
+    # INSERT .. ON CONFLICT (org_id, email) DO NOTHING RETURNING id: a racing first login's account (committed
+    # meanwhile) makes it write nothing, without a savepoint or an error to recover from.
+    if connection.execute(_insert_user(connection.dialect.name), values).first() is None:
+        return session.exec(select(User).where(User.org_id == org_id, User.email == email)).one(), False
+    record_event(session, UserRegistered(
+        user_id=values["id"], email=email, display_name=display_name, kind=kind,  # type: ignore[arg-type]
+        method=method, portal=portal),  # type: ignore[arg-type]
+        org_id=org_id, aggregate_id=values["id"], aggregate_version=1)  # type: ignore[arg-type]
+    log.info("account created", user_id=values["id"], org_id=org_id, kind=kind, method=method)
+    return User(**values), True
+
+
+@lru_cache(maxsize=4)
+def _insert_user(dialect: str) -> Any:
+    table = User.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=[table.c.org_id, table.c.email]).returning(table.c.id)
 
 
 def ensure_customer(session: Session, request: EnsureCustomer) -> CustomerAccount:

@@ -37,12 +37,18 @@ async def verify_api_key(service: Service, request: VerifyApiKey) -> ApiKeyIdent
     """The key's org and role, or `unauthorized`; wrong keys count against the client address
     (`limits.API_KEY_FAILURES_PER_IP`: `rate_limited` while it must wait). Live keys are read from this
     replica's memory (`caches.ApiKeyCache`, by the key's hash), which a revocation empties on every replica
-    before it is answered."""
+    before it is answered. A refusal is announced to the gateways before it is answered
+    (`caches.ApiKeyCache.refused`: they keep verified keys, and must ask again for that address)."""
     limiter = service.resources["limits"]
-    await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
+    try:
+        await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
+    except ServiceError:
+        await caches.api_keys(service).refused(request.client_ip)
+        raise
     identity = await caches.api_keys(service).get(hash_api_key(request.key))
     await limiter.settle(identity is not None, limits.API_KEY_FAILURES_PER_IP, request.client_ip)
     if identity is None:
+        await caches.api_keys(service).refused(request.client_ip)
         raise ServiceError(ErrorCode.unauthorized, "Unknown, expired or revoked API key.")
     return identity
 
@@ -58,7 +64,7 @@ async def create_portal(service: Service, request: CreatePortal) -> PortalView:
         return portals.portal_view(session, portal)
 
     view = await service.transaction(create)
-    await caches.portals(service).changed(view.slug)
+    await caches.portals(service).announce(view.slug)
     return view
 
 
@@ -72,7 +78,7 @@ async def update_portal_settings(service: Service, request: UpdatePortalSettings
         return portals.portal_view(session, portal), portal
 
     view, portal = await service.transaction(update)
-    await caches.portals(service).changed(portal.slug)
+    await caches.portals(service).announce(portal.slug)
     await publish_session_policy(service, portal)
     return view
 
@@ -81,7 +87,7 @@ async def rotate_secret(service: Service, request: RotateSecret) -> NewSecret:
     """A new secret, accepted at once on every replica; the current ones keep working for the grace period,
     then stop."""
     created = await service.transaction(_rotate_secret, request)
-    await caches.portals(service).changed(request.portal)
+    await caches.portals(service).announce(request.portal)
     return created
 
 
@@ -99,7 +105,7 @@ def _rotate_secret(session: Session, request: RotateSecret) -> NewSecret:
 async def revoke_secret(service: Service, request: RevokeSecret) -> SecretRevoked:
     """The secret stops working at once, on every replica (`caches.PortalCache.changed`) before this answers."""
     revoked = await service.transaction(_revoke_secret, request)
-    await caches.portals(service).changed(request.portal)
+    await caches.portals(service).announce(request.portal)
     return revoked
 
 
@@ -153,7 +159,7 @@ async def revoke_api_key(service: Service, request: RevokeApiKey) -> ApiKeyView:
     """The key stops working at once, on every replica (`caches.ApiKeyCache.changed`) before this answers;
     `not_found` for an id that is not a key of the actor's org."""
     view = await service.transaction(_revoke_api_key, request)
-    await caches.api_keys(service).changed(view.id)
+    await caches.api_keys(service).announce(view.id)
     return view
 
 

@@ -13,6 +13,7 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     service = Service("auth", settings or Settings(), produces=(UserRegistered, IdentityLinked), **overrides)  # type: ignore[arg-type]
     service.on_start(open_caches)
     service.on_start(open_buckets)
+    service.on_stop(email_access.send_delayed_answers)
     endpoints = {
         operations.auth.start_email_access: email_access.start_email_access,
         operations.auth.verify_email_code: email_access.verify_email_code,

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import json
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,12 @@ from contracts.rpc import (
 )
 from services.auth import limits
 from services.auth.accounts import get_or_create_user, portal_for_method, require_method
-from services.auth.caches import portals
+from services.auth.caches import customers, portals
 from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
 from services.auth.sessions import open_session, replace_session, session_for
 from services.runtime.logging import get_logger
+from services.runtime.rpc import REPLY_HEADERS, RequestMessage, error_reply
 from services.runtime.service import Service
 
 log = get_logger("portico.auth")
@@ -41,13 +43,15 @@ def _code_hash(code_id: str, code: str) -> str:
     return hashlib.sha256(f"{code_id}:{code}".encode()).hexdigest()
 
 
-def issue_code(session: Session, portal: Portal | str, email: str) -> tuple[Portal, User, str]:
+def issue_code(session: Session, portal: Portal | str, email: str,
+               known: User | None = None) -> tuple[Portal, User, str]:
     """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working.
-    `portal`: one with e-mail access on (`require_method`), or its slug (then checked here)."""
+    `portal`: one with e-mail access on (`require_method`), or its slug (then checked here). `known`: the
+    customer's account as this replica keeps it (`caches.CustomerCache`), when it does: not read again."""
     if isinstance(portal, str):
         portal = portal_for_method(session, portal, "email")
-    user, _ = get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer", method="email",
-                                 portal=portal.slug)
+    user = known or get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer",
+                                       method="email", portal=portal.slug)[0]
     now = datetime.now(UTC)
     # Plain statements (no objects in the session to keep in step): a code request writes two rows' worth.
     session.exec(update(AccessCode).where(  # type: ignore[call-overload]
@@ -65,14 +69,59 @@ async def start_email_access(service: Service, request: StartEmailAccess) -> Ema
     """Start e-mail access: the account is created if the e-mail is new, and a code is e-mailed.
 
     The answer is the same whether or not the e-mail had an account, and so is its timing: creating
-    an account (and a slow mail server) takes longer, so every answer waits until the same moment.
+    an account (and a slow mail server) takes longer, so every answer, a refusal too, waits until the
+    same moment (`EMAIL_START_SECONDS` after the request arrived). Over NATS the wait holds no request
+    slot: the answer is sent at that moment by a timer (`_answer_at`), and the endpoint is free at once.
     Until the code is entered the browser holds an unverified session, which sees only what it creates.
     """
     started = time.monotonic()
+    message = service.broker.context.get_local("message")
+    reply_to = getattr(message, "reply_to", "")
     try:
-        return await _start_email_access(service, request)
-    finally:
-        await asyncio.sleep(max(0.0, EMAIL_START_SECONDS - (time.monotonic() - started)))
+        started_access = await _start_email_access(service, request)
+    except Exception as exc:
+        if not reply_to:
+            await _wait_until(started + EMAIL_START_SECONDS)
+            raise
+        _answer_at(service, message, started + EMAIL_START_SECONDS, json.dumps(error_reply(exc)))
+        raise  # counted as any refusal; the reply above is the only one sent
+    if not reply_to:
+        await _wait_until(started + EMAIL_START_SECONDS)
+    else:
+        _answer_at(service, message, started + EMAIL_START_SECONDS,
+                   f'{{"data":{started_access.model_dump_json()}}}')
+    return started_access
+
+
+async def _wait_until(moment: float) -> None:
+    await asyncio.sleep(max(0.0, moment - time.monotonic()))
+
+
+def _answer_at(service: Service, message: RequestMessage, moment: float, body: str) -> None:
+    """Send `body` (a reply as `Service.answer` sends it) to the request's reply subject at `moment`
+    (`time.monotonic()`), and take the reply away from the endpoint, which has none to send then."""
+    reply_to = message.reply_to
+    message.reply_to = ""
+    connection = service.broker.connection
+
+    async def answer() -> None:
+        await _wait_until(moment)
+        try:
+            await connection.publish(reply_to, body.encode(), headers=REPLY_HEADERS)
+        except Exception as exc:  # the caller times out, as when a replica dies mid-request
+            log.warning("e-mail access answer not sent", error=repr(exc))
+
+    pending: set[asyncio.Task[None]] = service.resources.setdefault("delayed_answers", set())
+    task = asyncio.create_task(answer())
+    pending.add(task)  # a task nobody refers to may be collected before it runs
+    task.add_done_callback(pending.discard)
+
+
+async def send_delayed_answers(service: Service) -> None:
+    """`on_stop`: let the answers still waiting for their moment go out before the connection closes."""
+    pending = service.resources.get("delayed_answers")
+    if pending:
+        await asyncio.wait(set(pending), timeout=EMAIL_START_SECONDS + 1)
 
 
 async def _start_email_access(service: Service, request: StartEmailAccess) -> EmailAccessStarted:
@@ -81,7 +130,9 @@ async def _start_email_access(service: Service, request: StartEmailAccess) -> Em
     email = normalize_email(request.email)
     await limiter.hit(limits.CODE_REQUESTS_PER_ACCOUNT, f"{request.portal}|{email}")
     portal = await _email_portal(service, request.portal)
-    portal, user, code = await service.transaction(issue_code, portal, email)
+    known = customers(service)
+    portal, user, code = await service.transaction(issue_code, portal, email, known.get(portal.org_id, email))
+    known.keep(user)
     await service.client.call(operations.notifications.send_email, SendEmail(
         to=email, kind="access_code", subject=f"Your {portal.name} sign-in code",
         text=(f"Your code to sign in to {portal.name} is {code}.\n\n"
@@ -109,9 +160,11 @@ async def _email_portal(service: Service, slug: str) -> Portal:
     return portal
 
 
-def check_code(session: Session, portal: Portal, email: str, code: str) -> tuple[CodeCheck, Portal, User | None]:
-    """Counts the try (committed even when wrong) and uses the code up when right."""
-    user = session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
+def check_code(session: Session, portal: Portal, email: str, code: str,
+               known: User | None = None) -> tuple[CodeCheck, Portal, User | None]:
+    """Counts the try (committed even when wrong) and uses the code up when right. `known`: the account as
+    this replica keeps it (`caches.CustomerCache`), when it does: not read again."""
+    user = known or session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
     if user is None:
         return CodeCheck.wrong, portal, None
     now = datetime.now(UTC)
@@ -141,10 +194,11 @@ async def verify_email_code(service: Service, request: VerifyEmailCode) -> Sessi
     limiter = service.resources["limits"]
     guarded = (limits.CODE_FAILURES_PER_IP, request.client_ip, limits.CODE_FAILURES_PER_ACCOUNT,
                f"{request.portal}|{email}")
-    await limiter.guard(*guarded)
+    counted = await limiter.guard(*guarded)
     portal = await _email_portal(service, request.portal)
-    result, portal, user = await service.transaction(check_code, portal, email, request.code)
-    await limiter.settle(result is CodeCheck.ok, *guarded)
+    result, portal, user = await service.transaction(check_code, portal, email, request.code,
+                                                     customers(service).get(portal.org_id, email))
+    await limiter.settle(result is CodeCheck.ok, *guarded, counted=counted)
     if result is CodeCheck.exhausted:
         raise ServiceError(ErrorCode.code_tries_used if request.say_why else ErrorCode.invalid_code,
                            "Too many wrong tries: this code no longer works; ask for a new one.")

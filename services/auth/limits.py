@@ -229,24 +229,26 @@ class RateLimiter:
     # -- wrong guesses of a secret -------------------------------------------------------------
 
     async def guard(self, per_address: FailureLimit, address: str,
-                    per_account: FailureLimit | None = None, account: str = "") -> None:
+                    per_account: FailureLimit | None = None, account: str = "") -> bool:
         """Before a secret is checked: `rate_limited` (with `retry_after`, seconds) while the client
-        address or the account must wait. A try refused for the account counts against the address only."""
+        address or the account must wait. A try refused for the account counts against the address only.
+        Returns whether the account had failures counted (what `settle` clears after the right secret)."""
         await self._refuse_while_waiting(per_address, address)
         if per_account is None:
-            return
+            return False
         try:
-            await self._refuse_while_waiting(per_account, account)
+            return await self._refuse_while_waiting(per_account, account)
         except ServiceError:
             await self._fail(per_address, address)
             raise
 
     async def settle(self, right: bool, per_address: FailureLimit, address: str,
-                     per_account: FailureLimit | None = None, account: str = "") -> None:
+                     per_account: FailureLimit | None = None, account: str = "", *, counted: bool = True) -> None:
         """After the check: a wrong secret counts against the address and the account; the right one
-        clears the account's count (never the address's: one's own password must not buy more guesses)."""
+        clears the account's count (never the address's: one's own password must not buy more guesses).
+        `counted`: what `guard` returned; False (the account had no count then) spares the write."""
         if right:
-            if per_account is not None and account:
+            if per_account is not None and account and counted:
                 await self._kv.purge(self._failure_key(per_account, account))
             return
         await self._fail(per_address, address)
@@ -256,17 +258,18 @@ class RateLimiter:
     def _failure_key(self, limit: FailureLimit, subject: str) -> str:
         return hashlib.sha256(f"failures|{limit.what}|{subject}".encode()).hexdigest()
 
-    async def _refuse_while_waiting(self, limit: FailureLimit, subject: str) -> None:
+    async def _refuse_while_waiting(self, limit: FailureLimit, subject: str) -> bool:
+        """`rate_limited` while the subject must wait; else whether it has failures counted."""
         if not subject:
-            return
+            return False
         try:
             entry = await self._kv.get(self._failure_key(limit, subject))
         except nats.js.errors.KeyNotFoundError:
-            return
+            return False
         state = json.loads(entry.value or b"{}")
         now = self.clock()
         if now >= state.get("until", 0.0):
-            return
+            return bool(state)
         if limit.counts_refusals:
             state = await self._fail(limit, subject)
         retry_after = max(1, math.ceil(state["until"] - now))

@@ -20,7 +20,7 @@ from contracts.rpc import (
 )
 from contracts.sessions import SessionRecord, session_key
 from services.auth import limits
-from services.auth.accounts import find_user, get_or_create_user, require_method
+from services.auth.accounts import get_or_create_user, require_method
 from services.auth.caches import customers, portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, StaffSession, User
@@ -89,8 +89,9 @@ async def sign_in_customer(service: Service, portal: Portal, email: str, display
     known = customers(service)
     user = known.get(portal.org_id, email)
     if user is None:
-        # Read first, without the write lock: only a first login writes (the account and `UserRegistered`).
-        user = await service.read(find_user, portal.org_id, email) or await service.transaction(account)
+        # One transaction, no read first: the insert writes nothing when the account exists (a returning
+        # customer this replica has not seen since it started), and a first login is one statement and its event.
+        user = await service.transaction(account)
         known.keep(user)
     record = session_for(user, method=method, portal=portal)
     token = await open_session(service.resources["sessions"], record)
@@ -129,7 +130,7 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
         email = ""
     limiter = service.resources["limits"]
     guarded = (limits.STAFF_FAILURES_PER_IP, request.client_ip, limits.STAFF_FAILURES_PER_ACCOUNT, email)
-    await limiter.guard(*guarded)
+    counted = await limiter.guard(*guarded)
 
     def find(session: Session) -> User | None:
         return session.exec(select(User).where(User.email == email, User.kind == "staff")).first() if email else None
@@ -144,7 +145,7 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
             return False
 
     right = await asyncio.to_thread(check) and user is not None
-    await limiter.settle(right, *guarded)
+    await limiter.settle(right, *guarded, counted=counted)
     # A disabled account gets the same answer as a wrong password (nothing to learn from it).
     if not right or user is None or user.disabled_at is not None:
         raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")

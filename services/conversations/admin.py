@@ -3,7 +3,6 @@
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from nats.aio.msg import Msg
 from sqlmodel import Session
 
 from contracts import operations
@@ -21,16 +20,10 @@ from contracts.rpc import Actor, GetPortal, PortalView
 from services.conversations import store
 from services.conversations.models import ChannelSecret as ChannelSecretRow
 from services.conversations.models import PortalConfig
-from services.runtime.logging import get_logger
 from services.runtime.service import Service
 from services.runtime.settings import Settings
 
-log = get_logger("portico.conversations")
-
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
-# Core NATS subject on which a replica that changed a portal's settings names the portal (its slug):
-# every replica forgets what it kept of them (`store.PortalSettingsCache`).
-SETTINGS_CHANGED = "conversations.portal_settings.changed"
 
 
 def _require_admin(actor: Actor) -> None:
@@ -77,34 +70,13 @@ async def update_settings(service: Service, request: UpdateConversationSettings)
         return _view(config, service.settings)
 
     view = await service.transaction(apply)
-    await settings_changed(service, portal.slug)
+    await store.settings_cache(service.engine).announce(portal.slug)
     return view
 
 
-async def settings_changed(service: Service, portal: str) -> None:
-    """After a change to a portal's settings is committed: forget them here, and tell every replica
-    before the change is answered. A failure to announce is logged (the other replicas then read the
-    settings again within `store.PORTAL_SETTINGS_MAX_AGE` seconds)."""
-    store.settings_cache(service.engine).forget(portal)
-    try:
-        connection = service.broker.connection
-        await connection.publish(SETTINGS_CHANGED, portal.encode())
-        await connection.flush(timeout=5)
-    except Exception as exc:
-        log.warning("portal settings change not announced", portal=portal, error=repr(exc))
-
-
 async def listen_for_settings_changes(service: Service) -> None:
-    """Hear every replica's settings changes (`on_start`, before requests are answered); forget all kept
-    settings when the NATS connection was re-established, since a notice may have been missed meanwhile."""
-    cache = store.settings_cache(service.engine)
-    connection = service.broker.connection
-
-    async def heard(message: Msg) -> None:
-        cache.forget(message.data.decode() or None)
-
-    cache.watch_reconnects(lambda: connection.stats["reconnects"])
-    await connection.subscribe(SETTINGS_CHANGED, cb=heard)
+    """Hear every replica's settings changes (`on_start`, before requests are answered)."""
+    await store.settings_cache(service.engine).listen(service.broker.connection)
 
 
 def rotate_channel_secret(session: Session, request: RotateChannelSecret) -> ChannelSecret:

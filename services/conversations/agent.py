@@ -26,7 +26,7 @@ def _conversation(session: Session, actor: Actor, conversation_id: str) -> Conve
 
 def post_message(settings: Settings, session: Session, request: AgentPostMessage) -> PostedMessage:
     me = store.agent_author(request.actor)
-    claim = idempotency.claim(session, request.actor.principal, request.idempotency_key, domain.fingerprint(
+    claim = idempotency.claim(session, request.actor.principal, request.idempotency_key, lambda: domain.fingerprint(
         "agent_post", request.conversation_id, request.body, request.internal, request.reopen,
         [a.sha256 for a in request.attachments]), PostedMessage)
     if isinstance(claim, PostedMessage):
@@ -44,7 +44,8 @@ def post_message(settings: Settings, session: Session, request: AgentPostMessage
         reopened = True
     message = store.add_message(session, conversation, author=me, body=body, channel=conversation.reply_channel,
                                 internal=request.internal, attachments=request.attachments)
-    name = store.account_name(session, me.id) if me.id else None
+    # An author with a name of its own (an API key) has no account to read it from.
+    name = store.account_name(session, me.id) if me.id and me.name is None else None
     view = views.posted(message, request.attachments, name or me.name)
     return claim.answer(session, PostedMessage(conversation_id=conversation.id, message=view, reopened=reopened),
                         message.id)

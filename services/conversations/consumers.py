@@ -7,6 +7,7 @@ from contracts.envelope import EventEnvelope
 from contracts.events import EmailBounced, EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
 from services.conversations import store
 from services.conversations.models import Conversation, ConversationViewer, Customer, InboundReceipt
+from services.runtime.inbox import read_model_only
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 from services.runtime.readmodel import upsert_newer
@@ -14,6 +15,7 @@ from services.runtime.readmodel import upsert_newer
 log = get_logger("portico.conversations")
 
 
+@read_model_only
 def record_customer(session: Session, event: UserRegistered, envelope: EventEnvelope) -> None:
     """Keep a copy of the account; an older version never overwrites a newer one."""
     upsert_newer(session, Customer, {

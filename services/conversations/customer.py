@@ -28,7 +28,7 @@ def _check_message(settings: Settings, config: store.PortalRules, body: str,
 
 def start_conversation(settings: Settings, session: Session, request: StartConversation) -> ConversationReply:
     viewer = request.viewer
-    claim = idempotency.claim(session, domain.viewer_key(viewer), request.idempotency_key, domain.fingerprint(
+    claim = idempotency.claim(session, domain.viewer_key(viewer), request.idempotency_key, lambda: domain.fingerprint(
         "start", request.subject, request.body, [a.sha256 for a in request.attachments]), ConversationReply)
     if isinstance(claim, ConversationReply):
         return claim
@@ -55,7 +55,7 @@ def _reopen_for_customer(session: Session, viewer: Viewer, config: store.PortalR
 
 def post_message(settings: Settings, session: Session, request: PostMessage) -> PostedMessage:
     viewer = request.viewer
-    claim = idempotency.claim(session, domain.viewer_key(viewer), request.idempotency_key, domain.fingerprint(
+    claim = idempotency.claim(session, domain.viewer_key(viewer), request.idempotency_key, lambda: domain.fingerprint(
         "post", request.conversation_id, request.body, request.reopen, [a.sha256 for a in request.attachments]),
         PostedMessage)
     if isinstance(claim, PostedMessage):
@@ -83,7 +83,7 @@ def post_message(settings: Settings, session: Session, request: PostMessage) -> 
 def reopen_conversation(session: Session, request: ReopenConversation) -> ConversationReply:
     viewer = request.viewer
     claim = idempotency.claim(session, domain.viewer_key(viewer), request.idempotency_key,
-                              domain.fingerprint("reopen", request.conversation_id), ConversationReply)
+                              lambda: domain.fingerprint("reopen", request.conversation_id), ConversationReply)
     if isinstance(claim, ConversationReply):
         return claim
     config = store.portal_open(session, viewer)

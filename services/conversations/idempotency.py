@@ -10,6 +10,7 @@ the transaction.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -22,6 +23,7 @@ from sqlmodel import Session, col, delete, select
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Reply
 from services.conversations.models import IdempotencyRecord
+from services.runtime.db import Prepared, connection_of
 
 R = TypeVar("R", bound=Reply)
 
@@ -30,12 +32,12 @@ KEEP_FOR = timedelta(hours=24)
 
 _TABLE: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 # RETURNING tells whether the row was inserted (the row count is not reported by every driver).
-_CLAIMS = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE).on_conflict_do_nothing(
-    index_elements=[_TABLE.c.scope, _TABLE.c.key]).returning(_TABLE.c.scope) for dialect in (postgresql, sqlite)}
-_ANSWER = (update(_TABLE).where(_TABLE.c.scope == bindparam("k_scope"), _TABLE.c.key == bindparam("k_key"))
-           .values(response=bindparam("response"), resource_id=bindparam("resource_id")))
-_STORED = core_select(_TABLE.c.fingerprint, _TABLE.c.response).where(
-    _TABLE.c.scope == bindparam("scope"), _TABLE.c.key == bindparam("key"))
+_CLAIMS = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(dialect.insert(_TABLE).on_conflict_do_nothing(
+    index_elements=[_TABLE.c.scope, _TABLE.c.key]).returning(_TABLE.c.scope)) for dialect in (postgresql, sqlite)}
+_ANSWER = Prepared(update(_TABLE).where(_TABLE.c.scope == bindparam("k_scope"), _TABLE.c.key == bindparam("k_key"))
+                   .values(response=bindparam("response"), resource_id=bindparam("resource_id")))
+_STORED = Prepared(core_select(_TABLE.c.fingerprint, _TABLE.c.response).where(
+    _TABLE.c.scope == bindparam("scope"), _TABLE.c.key == bindparam("key")))
 
 
 @dataclass
@@ -46,13 +48,16 @@ class Claim:
     def answer(self, session: Session, reply: R, resource_id: str) -> R:
         """Store the answer beside the effect (one UPDATE of the claimed row); returns it unchanged."""
         if self.scope is not None:
-            session.connection().execute(_ANSWER, {"k_scope": self.scope, "k_key": self.key,
-                                                   "response": reply.model_dump_json(), "resource_id": resource_id})
+            _ANSWER.execute(connection_of(session), {"k_scope": self.scope, "k_key": self.key,
+                                                     "response": reply.model_dump_json(),
+                                                     "resource_id": resource_id}).close()
         return reply
 
 
-def claim(session: Session, scope: str, key: str | None, fingerprint: str, reply_model: type[R]) -> Claim | R:
+def claim(session: Session, scope: str, key: str | None, fingerprint_of: Callable[[], str],
+          reply_model: type[R]) -> Claim | R:
     """A `Claim` to fill in, or the stored answer (with `replayed=True`) when this key was used before.
+    `fingerprint_of()`: the request's fingerprint (`domain.fingerprint`), computed only when a key is given.
 
     Raises `ServiceError`: `invalid_request` (a blank or unprintable key), `idempotency_key_reused`
     (the key was used for another request: another fingerprint), `idempotency_in_progress` (the
@@ -62,20 +67,21 @@ def claim(session: Session, scope: str, key: str | None, fingerprint: str, reply
         return Claim()
     if not key.strip() or not key.isprintable():
         raise ServiceError(ErrorCode.invalid_request, "Idempotency-Key: must be printable and not blank.")
-    connection = session.connection()
-    claimed = connection.execute(_CLAIMS[connection.dialect.name], {
+    fingerprint = fingerprint_of()
+    connection = connection_of(session)
+    claimed = _CLAIMS[connection.dialect.name].first(connection, {
         "scope": scope, "key": key, "fingerprint": fingerprint, "response": "", "resource_id": "",
-        "created_at": datetime.now(UTC)}).first()
+        "created_at": datetime.now(UTC)})
     if claimed is not None:
         return Claim(scope, key)
-    stored = connection.execute(_STORED, {"scope": scope, "key": key}).first()
-    if stored is None or not stored.response:
+    stored = _STORED.first(connection, {"scope": scope, "key": key})
+    if stored is None or not stored["response"]:
         raise ServiceError(ErrorCode.idempotency_in_progress,
                            "A request with this Idempotency-Key is still being handled; retry shortly.")
-    if stored.fingerprint != fingerprint:
+    if stored["fingerprint"] != fingerprint:
         raise ServiceError(ErrorCode.idempotency_key_reused,
                            "This Idempotency-Key was used for a different request; use a new key.")
-    reply = reply_model.model_validate_json(stored.response)
+    reply = reply_model.model_validate_json(stored["response"])
     return reply.model_copy(update={"replayed": True})
 
 

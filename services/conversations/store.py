@@ -7,14 +7,12 @@ transient (`load`, `visible`, `create_conversation`); the columns they change ar
 on a persistent one, marked as stored, so the ORM writes them no second time. Changes made elsewhere
 (subject, assignee, attributes, reporter) stay the ORM's to flush.
 
-A portal's settings are kept in the process (`PortalSettingsCache`): see its docstring for when they
+A portal's settings are kept in the process (`settings_cache`): see its docstring for when they
 are read again.
 """
 
 import threading
-import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +22,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
@@ -41,8 +40,9 @@ from contracts.events import (
 )
 from services.conversations import domain
 from services.conversations.models import Attachment, Conversation, ConversationViewer, Customer, Message, PortalConfig
+from services.runtime.announced import AnnouncedCache
+from services.runtime.db import Prepared, connection_of
 from services.runtime.outbox import record_event
-from services.runtime.readmodel import upsert_newer
 from services.runtime.settings import Settings
 from services.runtime.clock import now
 
@@ -83,71 +83,26 @@ _CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 # Seconds a portal's settings are used as read when no change was heard of (a change made to the
 # database by hand, a notice lost while NATS reconnected): the longest a missed change can wait.
 PORTAL_SETTINGS_MAX_AGE = 5.0
+# Core NATS subject on which a replica that changed a portal's settings names the portal (its slug).
+SETTINGS_CHANGED = "conversations.portal_settings.changed"
 
 
-class PortalSettingsCache:
-    """Portals' settings as this process last read them from one database, by slug.
-
-    Settings change only through `admin.update_settings`. After its commit, the replica that made the
-    change forgets the portal and announces the slug on core NATS (`admin.SETTINGS_CHANGED`), which every
-    replica hears (`app.listen_for_settings_changes`) before the admin's request is answered: the change
-    applies at once on that replica and, on the others, as soon as the notice arrives (one NATS hop).
-    Everything is forgotten when the NATS connection was re-established, and each portal is read again
-    at least every `PORTAL_SETTINGS_MAX_AGE` seconds. A read begun before a change is never kept after
-    it (`generation`). Used from the service's worker threads: one lock guards the generation.
-    """
-
-    def __init__(self, max_age: float = PORTAL_SETTINGS_MAX_AGE) -> None:
-        self.max_age = max_age
-        self.generation = 0
-        self._known: dict[str, tuple[PortalRules | None, float]] = {}
-        self._lock = threading.Lock()
-        self._reconnects: Callable[[], int] = lambda: 0
-        self._seen_reconnects = 0
-
-    def watch_reconnects(self, reconnects: Callable[[], int]) -> None:
-        """`reconnects()`: how often the NATS connection that brings the change notices was re-established;
-        everything is forgotten when it grows (a notice may have been missed meanwhile)."""
-        self._reconnects, self._seen_reconnects = reconnects, reconnects()
-
-    def forget(self, portal: str | None = None) -> None:
-        """Forget one portal (None: all) and every read of it still under way."""
-        with self._lock:
-            self.generation += 1
-            if portal is None:
-                self._known.clear()
-            else:
-                self._known.pop(portal, None)
-
-    def get(self, session: Session, portal: str) -> "PortalRules | None":
-        """The portal's settings (with the org of the portal they belong to), None for a portal without any."""
-        reconnects = self._reconnects()
-        if reconnects != self._seen_reconnects:
-            self._seen_reconnects = reconnects
-            self.forget()
-        known = self._known.get(portal)
-        if known is not None and time.monotonic() - known[1] < self.max_age:
-            return known[0]
-        generation = self.generation
-        config = _read_rules(session, portal)
-        with self._lock:
-            if generation == self.generation:
-                self._known[portal] = (config, time.monotonic())
-        return config
-
-
-_settings_caches: "weakref.WeakKeyDictionary[Pool, PortalSettingsCache]" = weakref.WeakKeyDictionary()
+_settings_caches: "weakref.WeakKeyDictionary[Pool, AnnouncedCache[PortalRules]]" = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
-def settings_cache(bind: Any) -> PortalSettingsCache:
-    """The settings cache of the database behind `bind` (an Engine, or a session's bind): one per
-    connection pool, which an engine shares with its `execution_options` copies."""
+def settings_cache(bind: Any) -> AnnouncedCache[PortalRules]:
+    """Portals' settings as this process last read them from the database behind `bind` (an Engine, or a
+    session's bind), by slug; one cache per connection pool, which an engine shares with its
+    `execution_options` copies. Settings change only through `admin.update_settings`, which announces the
+    slug on `SETTINGS_CHANGED` (`AnnouncedCache`: every replica forgets them before the admin is answered);
+    a portal without settings is kept too (as None)."""
     pool = bind.pool
     cache = _settings_caches.get(pool)
     if cache is None:
         with _caches_lock:
-            cache = _settings_caches.setdefault(pool, PortalSettingsCache())
+            cache = _settings_caches.setdefault(pool, AnnouncedCache(
+                SETTINGS_CHANGED, max_age=PORTAL_SETTINGS_MAX_AGE, keep_missing=True))
     return cache
 
 
@@ -172,8 +127,9 @@ def _rules(config: PortalRules | None, portal: str, org_id: str) -> PortalRules:
 
 def portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
     """The portal's settings, or the defaults when the admin never changed them, as this process keeps
-    them (`PortalSettingsCache`); `ServiceError(unknown_portal)` for another org's portal."""
-    return _rules(settings_cache(session.get_bind()).get(session, portal), portal, org_id)
+    them (`settings_cache`); `ServiceError(unknown_portal)` for another org's portal."""
+    config = settings_cache(session.get_bind()).get(portal, lambda: _read_rules(session, portal))
+    return _rules(config, portal, org_id)
 
 
 def stored_portal_config(session: Session, portal: str, org_id: str) -> PortalRules:
@@ -181,13 +137,14 @@ def stored_portal_config(session: Session, portal: str, org_id: str) -> PortalRu
     return _rules(_read_rules(session, portal), portal, org_id)
 
 
-_AUTHOR_NAME = core_select(_CUSTOMERS.c.display_name, _CUSTOMERS.c.email).where(_CUSTOMERS.c.id == bindparam("id"))
+_AUTHOR_NAME = Prepared(core_select(_CUSTOMERS.c.display_name, _CUSTOMERS.c.email)
+                        .where(_CUSTOMERS.c.id == bindparam("id")))
 
 
 def account_name(session: Session, user_id: str) -> str | None:
     """The name shown for an account: its display name, else its e-mail; None for an unknown account."""
-    row = session.connection().execute(_AUTHOR_NAME, {"id": user_id}).first()
-    return (row.display_name or row.email) if row else None
+    row = _AUTHOR_NAME.first(connection_of(session), {"id": user_id})
+    return (row["display_name"] or row["email"]) if row else None
 
 
 def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> domain.Limits:
@@ -197,13 +154,21 @@ def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> domain.
                   max_file_bytes=config.max_file_bytes or settings.max_attachment_bytes)
 
 
+# Version 0 is older than every event's: a row already there (from an event, or from an earlier request)
+# is never changed, so the upsert of `readmodel.upsert_newer` comes down to "insert unless there".
+_REMEMBER = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(
+    dialect.insert(_CUSTOMERS).on_conflict_do_nothing(index_elements=[_CUSTOMERS.c.id]))
+    for dialect in (postgresql, sqlite)}
+
+
 def remember_customer(session: Session, *, user_id: str, org_id: str, email: str | None, display_name: str | None,
                       kind: str) -> None:
     """A customer may act before auth's `UserRegistered` reaches us (delayed creation); keep what we
     know as version 0, which the event then overwrites."""
-    upsert_newer(session, Customer, {
+    connection = connection_of(session)
+    _REMEMBER[connection.dialect.name].execute(connection, {
         "id": user_id, "org_id": org_id, "email": email or "", "display_name": display_name, "kind": kind,
-        "registered_at": now(), "version": 0})
+        "registered_at": now(), "version": 0}).close()
 
 
 _CONVERSATION_COLUMNS = tuple(_CONVERSATIONS.c)
@@ -221,18 +186,18 @@ def _conversation(values: Any) -> Conversation:
     return conversation
 
 
-_INSERT_CONVERSATION = insert(_CONVERSATIONS)
-_INSERT_VIEWER = insert(_VIEWERS)
-_INSERT_MESSAGE = insert(_MESSAGES)
-_INSERT_ATTACHMENT = insert(_ATTACHMENTS)
+_INSERT_CONVERSATION = Prepared(insert(_CONVERSATIONS))
+_INSERT_VIEWER = Prepared(insert(_VIEWERS))
+_INSERT_MESSAGE = Prepared(insert(_MESSAGES))
+_INSERT_ATTACHMENT = Prepared(insert(_ATTACHMENTS))
 # The columns a message or an event entry changes on its conversation (with what a reopen or close
 # set just before), written in one UPDATE.
 _ACTIVITY = ("status", "reply_channel", "closed_at", "preview", "updated_at", "last_activity_at",
              "last_agent_reply_at", "next_seq", "version")
-_UPDATE_ACTIVITY = (update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("of_conversation"))
-                    .values({name: bindparam(name) for name in _ACTIVITY}))
-_SYNC_VIEWERS = (update(_VIEWERS).where(_VIEWERS.c.conversation_id == bindparam("of_conversation"))
-                 .values(status=bindparam("status"), last_activity_at=bindparam("last_activity_at")))
+_UPDATE_ACTIVITY = Prepared(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("of_conversation"))
+                            .values({name: bindparam(name) for name in _ACTIVITY}))
+_SYNC_VIEWERS = Prepared(update(_VIEWERS).where(_VIEWERS.c.conversation_id == bindparam("of_conversation"))
+                         .values(status=bindparam("status"), last_activity_at=bindparam("last_activity_at")))
 
 
 def create_conversation(session: Session, *, org_id: str, portal: str, customer_id: str, channel: str,
@@ -246,9 +211,9 @@ def create_conversation(session: Session, *, org_id: str, portal: str, customer_
         status="open", subject=domain.check_subject(subject), assignee_id=None, attributes={}, preview="",
         created_at=at, updated_at=at, last_activity_at=at, last_agent_reply_at=None, closed_at=None,
         linked_from=linked_from, thread_key=thread_key, next_seq=1, version=1)
-    connection = session.connection()
-    connection.execute(_INSERT_CONVERSATION, values)
-    connection.execute(_INSERT_VIEWER, [
+    connection = connection_of(session)
+    _INSERT_CONVERSATION.execute(connection, values).close()
+    _INSERT_VIEWER.execute_many(connection, [
         {"viewer": viewer, "conversation_id": values["id"], "portal": portal, "role": role, "status": "open",
          "channel": channel, "last_activity_at": at, "read_at": at} for viewer, role in viewers])
     conversation = _conversation(values)
@@ -272,10 +237,10 @@ def _save_activity(session: Session, conversation: Conversation) -> None:
     """Write the `_ACTIVITY` columns of the conversation and of its viewer rows (two Core UPDATEs);
     on a persistent conversation they are then marked as stored, so the ORM does not write them again."""
     values = {name: getattr(conversation, name) for name in _ACTIVITY}
-    connection = session.connection()
-    connection.execute(_UPDATE_ACTIVITY, {"of_conversation": conversation.id, **values})
-    connection.execute(_SYNC_VIEWERS, {"of_conversation": conversation.id, "status": conversation.status,
-                                       "last_activity_at": conversation.last_activity_at})
+    connection = connection_of(session)
+    _UPDATE_ACTIVITY.execute(connection, {"of_conversation": conversation.id, **values}).close()
+    _SYNC_VIEWERS.execute(connection, {"of_conversation": conversation.id, "status": conversation.status,
+                                       "last_activity_at": conversation.last_activity_at}).close()
     if not sa_inspect(conversation).transient:
         for name, value in values.items():
             set_committed_value(conversation, name, value)
@@ -307,7 +272,8 @@ def _entry(session: Session, conversation: Conversation, *, kind: str, author: A
                   author_id=author.id, author_kind=author.kind, visibility=visibility, channel=channel,
                   body=body, event=event, detail=detail or {}, created_at=at, event_id=event_id)
     conversation.next_seq += 1
-    session.connection().execute(_INSERT_MESSAGE, {**entry.__dict__, "redacted_at": None, "redacted_by": None})
+    _INSERT_MESSAGE.execute(connection_of(session),
+                            {**entry.__dict__, "redacted_at": None, "redacted_by": None}).close()
     return entry
 
 
@@ -337,7 +303,7 @@ def add_message(session: Session, conversation: Conversation, *, author: Author,
                      detail={"author_name": author.name} if author.name else None, event_id=envelope.id,
                      entry_id=message_id)
     if attachments:
-        session.connection().execute(_INSERT_ATTACHMENT, [
+        _INSERT_ATTACHMENT.execute_many(connection_of(session), [
             {"id": ref.attachment_id, "org_id": conversation.org_id, "conversation_id": conversation.id,
              "message_id": message_id, "filename": ref.filename, "content_type": ref.content_type,
              "size": ref.size, "sha256": ref.sha256, "created_at": at, "deleted_at": None} for ref in attachments])
@@ -443,28 +409,29 @@ _OF_ORG = core_select(*_CONVERSATION_COLUMNS).where(_CONVERSATIONS.c.id == bindp
 # agent at the same moment) take its next `seq` one after the other. On PostgreSQL that is
 # `FOR UPDATE`; SQLite has one writer at a time already and SQLAlchemy leaves the clause out there.
 _VISIBLE_LOCKED = _VISIBLE.with_for_update(of=_CONVERSATIONS)
-_OF_ORG_LOCKED = _OF_ORG.with_for_update()
+_OF_ORG_LOCKED = Prepared(_OF_ORG.with_for_update())
+_READ_VISIBLE = {False: Prepared(_VISIBLE), True: Prepared(_VISIBLE_LOCKED)}
 
 
 def visible(session: Session, viewer: Viewer, conversation_id: str, *, for_update: bool = False) -> Conversation:
     """The conversation if this viewer may see it (transient: one Core SELECT, no ORM load);
     `not_found` otherwise, exactly as for a missing one. `for_update`: the row is locked until commit
     (a write path: see `_VISIBLE_LOCKED`)."""
-    row = session.connection().execute(_VISIBLE_LOCKED if for_update else _VISIBLE, {
+    row = _READ_VISIBLE[for_update].first(connection_of(session), {
         "viewer": domain.viewer_key(viewer), "conversation_id": conversation_id,
-        "portal": viewer.portal, "org_id": viewer.org_id}).first()
+        "portal": viewer.portal, "org_id": viewer.org_id})
     if row is None:
         raise ServiceError(ErrorCode.not_found, "No such conversation.")
-    return _conversation(row._mapping)
+    return _conversation(row)
 
 
 def load(session: Session, org_id: str, conversation_id: str) -> Conversation:
     """`of_org` as one Core SELECT, the conversation transient: for a path whose only changes are
     `add_message`'s and `add_event`'s (they write those themselves). The row is locked until commit."""
-    row = session.connection().execute(_OF_ORG_LOCKED, {"conversation_id": conversation_id, "org_id": org_id}).first()
+    row = _OF_ORG_LOCKED.first(connection_of(session), {"conversation_id": conversation_id, "org_id": org_id})
     if row is None:
         raise ServiceError(ErrorCode.not_found, "No such conversation.")
-    return _conversation(row._mapping)
+    return _conversation(row)
 
 
 def of_org(session: Session, org_id: str, conversation_id: str, *, for_update: bool = False) -> Conversation:

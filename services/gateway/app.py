@@ -24,6 +24,7 @@ from services.gateway import (
     routes_notifications,
     routes_session,
 )
+from services.gateway.auth import ApiKeyCache
 from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
 from services.gateway.metrics import HttpMetrics
 from services.gateway.metrics import router as metrics_router
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     buckets: dict[str, KeyValue] = {}
     session_policies = SessionPolicies()
     live = LiveFeed()
+    api_keys = ApiKeyCache()
+    listening: list[bool] = []
 
     async def connect() -> None:
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=2)):
@@ -66,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     replicas=settings.resolved_nats_replicas)
                 # Live updates follow the conversations' events in the background (services.gateway.live).
                 await live.start(broker.config.connection_state.stream)
+                if not listening:  # nats-py subscribes again by itself after a reconnect
+                    await api_keys.listen(broker._connection)
+                    listening.append(True)
         log.info("gateway connected to NATS")
 
     def sessions() -> KeyValue:
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.session_policies = session_policies
     app.state.live = live
+    app.state.api_keys = api_keys
     app.state.is_connected = lambda: bus_connected(broker)
     app.state.has_sessions = lambda: "sessions" in buckets
 
@@ -110,16 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_docs(app)
-    app.include_router(routes_health.router)
-    app.include_router(metrics_router)
-    app.include_router(routes_session.router)
-    app.include_router(routes_admin.router)
-    app.include_router(routes_conversations.router)
-    app.include_router(routes_agent.router)
-    app.include_router(routes_channels.router)
-    app.include_router(routes_admin_conversations.router)
-    app.include_router(routes_notifications.router)
-    app.include_router(routes_kb.router)
-    app.include_router(routes_admin_kb.router)
+    # The JSON API's routes go straight into the app's route list (an included router is matched twice per
+    # request, and each router before it once), the most requested first: no two routers' paths overlap,
+    # so their order decides nothing but how many routes a request is matched against.
+    for router in (routes_session.router, routes_conversations.router, routes_kb.router, routes_agent.router,
+                   routes_health.router, metrics_router, routes_admin.router, routes_channels.router,
+                   routes_admin_conversations.router, routes_notifications.router, routes_admin_kb.router):
+        app.router.routes.extend(router.routes)
     install_pages(app)
     return app

@@ -1,22 +1,85 @@
 """Who is calling: a session (its token in the cookie, or as `Authorization: Bearer ps_...` from the chat
-widget's frame; read from the shared `sessions` bucket) or a Bearer API key (`pk_...`)."""
+widget's frame; read from the shared `sessions` bucket) or a Bearer API key (`pk_...`, checked by auth and
+then kept for a while by this gateway: `ApiKeyCache`)."""
 
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import nats.errors
 import nats.js.errors
 from fastapi import Depends, Request, Response
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from contracts import operations
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
-from contracts.rpc import Actor, GetPortalInfo, VerifyApiKey
-from contracts.sessions import SESSION_COOKIE, SessionRecord, is_session_token, session_key
+from contracts.rpc import Actor, ApiKeyIdentity, GetPortalInfo, VerifyApiKey
+from contracts.sessions import SESSION_COOKIE, SESSIONS_BUCKET, SessionRecord, is_session_token, session_key
 from services.gateway.deps import PortalSlug, Rpc
+from services.runtime.announced import AnnouncedCache
 from services.runtime.rpc import RpcClient
 
 TOUCH_EVERY = timedelta(minutes=1)
+# auth announces on these core NATS subjects (services.auth.caches) before it answers: a key revoked or
+# changed (the message: its id) and a key refused for a client address (the message: the address).
+API_KEYS_CHANGED = "auth.api_keys.changed"
+API_KEYS_REFUSED = "auth.api_keys.refused"
+API_KEY_MAX_AGE_SECONDS = 60.0
+
+
+class ApiKeyCache(AnnouncedCache[ApiKeyIdentity]):
+    """API keys auth verified, by the key's SHA-256 and the client address it came from (never the key
+    itself), so that a script's or an integration's every request does not ask auth again.
+
+    Kept as auth keeps them (`services.runtime.announced`): forgotten when auth announces the key's change or
+    revocation (`API_KEYS_CHANGED`, before it answers the admin, so the key is refused at once on every
+    gateway), when the NATS connection was re-established, and after `API_KEY_MAX_AGE_SECONDS`; never used past
+    the key's `expires_at`. Wrong keys are not kept (each goes to auth, which counts it against the address),
+    and when auth refuses a key from an address it announces that address (`API_KEYS_REFUSED`): every
+    gateway forgets what it kept for it and asks auth again, so an address that must wait waits for every key,
+    on every gateway. Until `listen` is called nothing is kept.
+    """
+
+    def __init__(self, max_age: float = API_KEY_MAX_AGE_SECONDS) -> None:
+        super().__init__(API_KEYS_CHANGED, max_age=max_age)
+
+    async def listen(self, connection: Client) -> None:
+        await connection.subscribe(API_KEYS_REFUSED, cb=self._refused)
+        await super().listen(connection)
+
+    async def _refused(self, message: Msg) -> None:
+        address = message.data.decode()
+        with self._lock:
+            self.generation += 1
+            for entry in [key for key in self._known if key.partition(" ")[2] == address]:
+                del self._known[entry]
+
+    def _drop(self, key_id: str) -> None:
+        for entry, identity in self.entries():
+            if identity is not None and identity.key_id == key_id:
+                self._known.pop(entry, None)
+
+    async def identity(self, key: str, client_ip: str,
+                       verify: Callable[[], Awaitable[ApiKeyIdentity]]) -> ApiKeyIdentity:
+        """Who `key` speaks for when it comes from `client_ip`: as kept, else `verify()` (auth's answer; its
+        `ServiceError` is raised as it is, and nothing is kept)."""
+        if self._connection is None:  # not hearing auth's announcements yet: keep nothing
+            return await verify()
+        entry = f"{hashlib.sha256(key.encode()).hexdigest()} {client_ip}"
+        now = datetime.now(UTC)
+        found = await self.aget(entry, verify)
+        assert found is not None  # verify() answers an identity or raises
+        if found.expires_at is not None and found.expires_at <= now:  # expired while kept: auth refuses it
+            with self._lock:
+                self._known.pop(entry, None)
+            return await verify()
+        return found
 
 
 class SessionView(BaseModel):
@@ -35,7 +98,11 @@ class SessionView(BaseModel):
 
     @classmethod
     def of(cls, record: SessionRecord) -> "SessionView":
-        return cls(**record.model_dump(include=set(cls.model_fields) - {"ends_at"}), ends_at=record.ends_at())
+        # Built without validating again: every value comes from a validated `SessionRecord`.
+        return cls.model_construct(**{name: getattr(record, name) for name in _VIEW_FIELDS}, ends_at=record.ends_at())
+
+
+_VIEW_FIELDS = tuple(set(SessionView.model_fields) - {"ends_at"})
 
 
 def bearer_session_token(request: Request) -> str | None:
@@ -46,6 +113,32 @@ def bearer_session_token(request: Request) -> str | None:
     return value if scheme.lower() == "bearer" and is_session_token(value) else None
 
 
+_SESSION_GET = f"$JS.API.STREAM.MSG.GET.KV_{SESSIONS_BUCKET}"
+
+
+async def last_value(connection: Client, key: str, timeout: float = 5.0) -> tuple[bytes, int] | None:
+    """The `sessions` bucket's value for `key` and its revision, or None: no such key, or deleted/purged.
+
+    What `KeyValue.get` does, in one JetStream API request read with `json.loads` (nats-py's own also
+    checks the stream's name character by character and builds a `RawStreamMsg` on every call). Raises
+    `nats.js.errors.ServiceUnavailableError` when JetStream does not answer, `nats.errors.TimeoutError`
+    after `timeout` seconds, and `nats.js.errors.APIError` for any other error the server reports.
+    """
+    request = b'{"last_by_subj":"$KV.' + SESSIONS_BUCKET.encode() + b"." + key.encode() + b'"}'
+    try:
+        answer = json.loads((await connection.request(_SESSION_GET, request, timeout=timeout)).data)
+    except nats.errors.NoRespondersError as exc:
+        raise nats.js.errors.ServiceUnavailableError from exc
+    if "error" in answer:
+        if answer["error"].get("code") == 404:
+            return None
+        nats.js.errors.APIError.from_error(answer["error"])
+    message = answer["message"]
+    if message.get("hdrs") and b"KV-Operation" in base64.b64decode(message["hdrs"]):  # DEL or PURGE marker
+        return None
+    return base64.b64decode(message.get("data") or b""), message["seq"]
+
+
 async def read_session(request: Request, *, touch: bool = True) -> tuple[str, SessionRecord] | None:
     """The live session of the request's bearer session token, else of its cookie, or None. `touch=False`
     reads without counting as the customer's activity (the live-update stream re-checks a session that
@@ -54,11 +147,11 @@ async def read_session(request: Request, *, touch: bool = True) -> tuple[str, Se
     if not token or len(token) > 200:
         return None
     kv = request.app.state.sessions()
-    try:
-        entry = await kv.get(session_key(token))
-    except nats.js.errors.KeyNotFoundError:
+    found = await last_value(request.app.state.broker._connection, session_key(token))
+    if found is None:
         return None
-    stored = SessionRecord.model_validate_json(entry.value or b"{}")
+    value, revision = found
+    stored = SessionRecord.model_validate_json(value or b"{}")
     # The portal's lifetime and idle timeout as they are now, not as they were when the session opened.
     record = stored.under(request.app.state.session_policies.get(stored.portal))
     now = datetime.now(UTC)
@@ -67,7 +160,7 @@ async def read_session(request: Request, *, touch: bool = True) -> tuple[str, Se
     if touch and now - record.last_seen_at > TOUCH_EVERY:  # keeps the idle timer fair without a write a request
         record.last_seen_at = now
         try:
-            await kv.update(session_key(token), record.model_dump_json().encode(), last=entry.revision)
+            await kv.update(session_key(token), record.model_dump_json().encode(), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             pass  # another request touched it first
     return token, record
@@ -89,8 +182,9 @@ async def _staff_actor(request: Request, rpc: RpcClient, api: str) -> Actor:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise ServiceError(ErrorCode.unauthorized, "Use `Authorization: Bearer <API key>`.")
-        identity = await rpc.call(operations.auth.verify_api_key, VerifyApiKey(
-            key=key.strip(), client_ip=request.client.host if request.client else ""))
+        key, client_ip = key.strip(), request.client.host if request.client else ""
+        identity = await request.app.state.api_keys.identity(key, client_ip, lambda: rpc.call(
+            operations.auth.verify_api_key, VerifyApiKey(key=key, client_ip=client_ip)))
         return Actor(org_id=identity.org_id, role=identity.role, principal=f"key:{identity.key_id}",
                      name=identity.name)
     found = await read_session(request)
@@ -131,6 +225,19 @@ async def require_viewer(request: Request, rpc: Rpc, portal: str = PortalSlug) -
     return Viewer(user_id=record.user_id, org_id=record.org_id, portal=record.portal, kind=record.kind,
                   method=record.method, session_key=session_key(token), email=record.email,
                   display_name=record.display_name)
+
+
+async def customer(request: Request, portal: str) -> tuple[Viewer, RpcClient]:
+    """`require_viewer`, called by a route itself, and the app's service client: the hottest routes take
+    them so rather than as dependencies, each of which costs FastAPI a resolution per request."""
+    rpc: RpcClient = request.app.state.rpc
+    return await require_viewer(request, rpc, portal), rpc
+
+
+async def agent(request: Request) -> tuple[Actor, RpcClient]:
+    """`require_agent` and the app's service client, for a route to call itself (see `customer`)."""
+    rpc: RpcClient = request.app.state.rpc
+    return await _staff_actor(request, rpc, "agent"), rpc
 
 
 def cookie_secure(request: Request) -> bool:

@@ -4,7 +4,9 @@ log line, and the refusal of cross-site writes.
 Plain ASGI middlewares (no `BaseHTTPMiddleware`, which costs a task and a stream per request).
 """
 
+import base64
 import json
+import os
 import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -12,7 +14,6 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from contracts.envelope import new_id
 from contracts.errors import HTTP_STATUS, ErrorCode
 from services.runtime.logging import correlation_id, get_logger
 
@@ -22,6 +23,17 @@ REQUEST_ID_HEADER = "X-Request-Id"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def request_id() -> str:
+    """A new request id: a ULID (26 characters, Crockford base32, sorting by time, as
+    `contracts.envelope.new_id`), made in a few microseconds: 48 bits of milliseconds and 80 random
+    bits, base32 encoded behind 30 zero bits so that the 130 bits of a ULID's 26 characters line up."""
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+    return base64.b32encode(b"\0\0\0\0" + raw)[6:].translate(_CROCKFORD).decode()
 
 
 def client_address(app: ASGIApp, trusted_proxies: list[str]) -> ASGIApp:
@@ -51,7 +63,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        value = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_id()
+        value = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else request_id()
         status = 500  # unless the app answers
         started = time.perf_counter()
 

@@ -26,9 +26,9 @@ from contracts.conversations import (
 )
 from contracts.events import Channel
 from contracts.rpc import ListPortals, PortalList
-from services.gateway.auth import AgentActor
+from services.gateway.auth import AgentActor, agent
 from services.gateway.deps import Rpc
-from services.gateway.routes_conversations import ConversationId, IdempotencyKey, send_file
+from services.gateway.routes_conversations import JSON, ConversationId, IdempotencyKey, send_file
 from services.gateway.uploads import message_request_body, owned_by_reply, read_message
 
 router = APIRouter(tags=["agent"])
@@ -58,43 +58,49 @@ class AttributesBody(BaseModel):
 
 
 @router.get("/api/v1/agent/conversations", response_model=AgentInboxPage, summary="Agent inbox")
-async def inbox(actor: AgentActor, rpc: Rpc, status: Status | None = None, channel: Channel | None = None,
+async def inbox(request: Request, status: Status | None = None, channel: Channel | None = None,
                 portal: str | None = Query(default=None, max_length=100),
                 assignee: str | None = Query(default=None, max_length=40, description="Staff id, `me` or `none`"),
                 customer_id: str | None = Query(default=None, max_length=26, description="One customer's only"),
                 q: str | None = Query(default=None, max_length=200, description=(
                     "Words in the subject, the customer's e-mail, or any message or internal note")),
                 cursor: str | None = Query(default=None, max_length=200),
-                limit: int = Query(default=25, ge=1, le=100)) -> AgentInboxPage:
-    return await rpc.call(operations.conversations.agent_inbox, AgentInbox(
+                limit: int = Query(default=25, ge=1, le=100)) -> Response:
+    actor, rpc = await agent(request)
+    return Response(await rpc.call_json(operations.conversations.agent_inbox, AgentInbox(
         actor=actor, status=status, channel=channel, portal=portal, assignee=assignee, customer_id=customer_id, q=q,
-        cursor=cursor, limit=limit))
+        cursor=cursor, limit=limit)), media_type=JSON)
 
 
 @router.get("/api/v1/agent/portals", response_model=PortalList, summary="The organisation's portals")
-async def portals(actor: AgentActor, rpc: Rpc) -> PortalList:
+async def portals(request: Request) -> PortalList:
+    actor, rpc = await agent(request)
     return await rpc.call(operations.auth.list_portals, ListPortals(actor=actor))
 
 
 @router.get("/api/v1/agent/assignees", response_model=AssigneeList,
             summary="The staff a conversation may be assigned to")
-async def assignees(actor: AgentActor, rpc: Rpc) -> AssigneeList:
+async def assignees(request: Request) -> AssigneeList:
+    actor, rpc = await agent(request)
     return await rpc.call(operations.conversations.list_assignees, ListAssignees(actor=actor))
 
 
 @router.get("/api/v1/agent/conversations/{conversation_id}", response_model=AgentConversationDetail,
             summary="A conversation with everything, internal notes included")
-async def conversation(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationDetail:
-    return await rpc.call(operations.conversations.agent_get_conversation,
-                          AgentGetConversation(actor=actor, conversation_id=conversation_id))
+async def conversation(request: Request, conversation_id: str = ConversationId) -> Response:
+    actor, rpc = await agent(request)
+    return Response(await rpc.call_json(operations.conversations.agent_get_conversation,
+                                        AgentGetConversation(actor=actor, conversation_id=conversation_id)),
+                    media_type=JSON)
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/messages", status_code=201, response_model=PostedMessage,
              openapi_extra=message_request_body(AgentMessageBody),
              summary="Reply to the customer, or add an internal note (`internal: true`)")
-async def post_message(request: Request, response: Response, actor: AgentActor, rpc: Rpc,
+async def post_message(request: Request, response: Response,
                        idempotency_key: IdempotencyKey = None,
                        conversation_id: str = ConversationId) -> PostedMessage:
+    actor, rpc = await agent(request)
     incoming = await read_message(request, rpc, AgentMessageBody, org_id=actor.org_id, conversation_id=conversation_id)
     async with owned_by_reply(request, incoming) as kept:
         posted = await rpc.call(operations.conversations.agent_post_message, AgentPostMessage(
@@ -108,13 +114,15 @@ async def post_message(request: Request, response: Response, actor: AgentActor, 
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/close", response_model=AgentConversationReply)
-async def close(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
+async def close(request: Request, conversation_id: str = ConversationId) -> AgentConversationReply:
+    actor, rpc = await agent(request)
     return await rpc.call(operations.conversations.agent_close,
                           AgentAction(actor=actor, conversation_id=conversation_id))
 
 
 @router.post("/api/v1/agent/conversations/{conversation_id}/reopen", response_model=AgentConversationReply)
-async def reopen(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId) -> AgentConversationReply:
+async def reopen(request: Request, conversation_id: str = ConversationId) -> AgentConversationReply:
+    actor, rpc = await agent(request)
     return await rpc.call(operations.conversations.agent_reopen,
                           AgentAction(actor=actor, conversation_id=conversation_id))
 
@@ -145,15 +153,17 @@ async def set_attributes(body: AttributesBody, actor: AgentActor, rpc: Rpc,
 @router.post("/api/v1/agent/conversations/{conversation_id}/messages/{message_id}/redact",
              response_model=AgentConversationReply,
              summary="Redact a message: its text and files are erased from storage, not only hidden")
-async def redact(actor: AgentActor, rpc: Rpc, conversation_id: str = ConversationId,
+async def redact(request: Request, conversation_id: str = ConversationId,
                  message_id: str = Path(min_length=1, max_length=26)) -> AgentConversationReply:
+    actor, rpc = await agent(request)
     return await rpc.call(operations.conversations.agent_redact, AgentRedact(
         actor=actor, conversation_id=conversation_id, message_id=message_id), timeout=15)
 
 
 @router.get("/api/v1/agent/attachments/{attachment_id}", response_class=StreamingResponse)
-async def download(request: Request, actor: AgentActor, rpc: Rpc,
+async def download(request: Request,
                    attachment_id: str = Path(min_length=1, max_length=26)) -> StreamingResponse:
+    actor, rpc = await agent(request)
     file = await rpc.call(operations.conversations.attachment_file,
                           GetAttachment(actor=actor, attachment_id=attachment_id))
     return await send_file(request, file)

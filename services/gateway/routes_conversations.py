@@ -23,13 +23,14 @@ from contracts.conversations import (
 )
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import Channel
-from services.gateway.auth import CustomerViewer
-from services.gateway.deps import PortalSlug, Rpc
+from services.gateway.auth import customer
+from services.gateway.deps import PortalSlug
 from services.gateway.uploads import message_request_body, owned_by_reply, read_message
 from services.runtime.objects import ATTACHMENTS_BUCKET, read_object
 
 router = APIRouter(tags=["my conversations"])
 
+JSON = "application/json"  # a reply answered as the service serialised it (`RpcClient.call_json`)
 ConversationId = Path(description="Conversation id", min_length=1, max_length=26)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                                description="A retry with the same key creates nothing new.")]
@@ -55,20 +56,22 @@ def _replayed(response: Response, replayed: bool) -> None:
 
 @router.get("/api/v1/portals/{portal}/conversations", response_model=ConversationPage,
             summary="My Conversations: open and closed, every channel, newest activity first")
-async def list_conversations(viewer: CustomerViewer, rpc: Rpc, portal: str = PortalSlug,
+async def list_conversations(request: Request, portal: str = PortalSlug,
                              status: Status | None = None, channel: Channel | None = None,
                              q: str | None = Query(default=None, max_length=200, description="Text to look for"),
                              cursor: str | None = Query(default=None, max_length=200),
-                             limit: int = Query(default=25, ge=1, le=100)) -> ConversationPage:
-    return await rpc.call(operations.conversations.list_conversations, ListConversations(
-        viewer=viewer, status=status, channel=channel, q=q, cursor=cursor, limit=limit))
+                             limit: int = Query(default=25, ge=1, le=100)) -> Response:
+    viewer, rpc = await customer(request, portal)
+    return Response(await rpc.call_json(operations.conversations.list_conversations, ListConversations(
+        viewer=viewer, status=status, channel=channel, q=q, cursor=cursor, limit=limit)), media_type=JSON)
 
 
 @router.post("/api/v1/portals/{portal}/conversations", status_code=201, response_model=ConversationReply,
              summary="Start a conversation (portal channel); JSON or multipart with `files`",
              openapi_extra=message_request_body(NewConversationBody))
-async def start_conversation(request: Request, response: Response, viewer: CustomerViewer, rpc: Rpc,
+async def start_conversation(request: Request, response: Response,
                              idempotency_key: IdempotencyKey = None, portal: str = PortalSlug) -> ConversationReply:
+    viewer, rpc = await customer(request, portal)
     incoming = await read_message(request, rpc, NewConversationBody, org_id=viewer.org_id, portal=portal)
     async with owned_by_reply(request, incoming) as kept:
         reply = await rpc.call(operations.conversations.start_conversation, StartConversation(
@@ -81,18 +84,20 @@ async def start_conversation(request: Request, response: Response, viewer: Custo
 
 @router.get("/api/v1/portals/{portal}/conversations/{conversation_id}", response_model=ConversationReply,
             summary="A conversation as the agent timeline shows it, without internal notes")
-async def get_conversation(viewer: CustomerViewer, rpc: Rpc, portal: str = PortalSlug,
-                           conversation_id: str = ConversationId) -> ConversationReply:
-    return await rpc.call(operations.conversations.get_conversation,
-                          GetConversation(viewer=viewer, conversation_id=conversation_id))
+async def get_conversation(request: Request, portal: str = PortalSlug,
+                           conversation_id: str = ConversationId) -> Response:
+    viewer, rpc = await customer(request, portal)
+    return Response(await rpc.call_json(operations.conversations.get_conversation,
+                                        GetConversation(viewer=viewer, conversation_id=conversation_id)), media_type=JSON)
 
 
 @router.post("/api/v1/portals/{portal}/conversations/{conversation_id}/messages", status_code=201,
              response_model=PostedMessage, openapi_extra=message_request_body(MessageBody),
              summary="Write in a conversation: JSON `{body}`, or multipart with `body` and repeated `files`")
-async def post_message(request: Request, response: Response, viewer: CustomerViewer, rpc: Rpc,
+async def post_message(request: Request, response: Response,
                        idempotency_key: IdempotencyKey = None, portal: str = PortalSlug,
                        conversation_id: str = ConversationId) -> PostedMessage:
+    viewer, rpc = await customer(request, portal)
     incoming = await read_message(request, rpc, MessageBody, org_id=viewer.org_id, portal=portal)
     async with owned_by_reply(request, incoming) as kept:
         posted = await rpc.call(operations.conversations.post_message, PostMessage(
@@ -105,9 +110,10 @@ async def post_message(request: Request, response: Response, viewer: CustomerVie
 
 @router.post("/api/v1/portals/{portal}/conversations/{conversation_id}/reopen", response_model=ConversationReply,
              summary="Reopen a closed conversation (or, by the portal's policy, continue it in a new one)")
-async def reopen_conversation(response: Response, viewer: CustomerViewer, rpc: Rpc,
+async def reopen_conversation(request: Request, response: Response,
                               idempotency_key: IdempotencyKey = None, portal: str = PortalSlug,
                               conversation_id: str = ConversationId) -> ConversationReply:
+    viewer, rpc = await customer(request, portal)
     reply = await rpc.call(operations.conversations.reopen_conversation, ReopenConversation(
         viewer=viewer, conversation_id=conversation_id, idempotency_key=idempotency_key))
     _replayed(response, reply.replayed)
@@ -129,8 +135,9 @@ async def send_file(request: Request, file: AttachmentFile) -> StreamingResponse
 
 @router.get("/api/v1/portals/{portal}/attachments/{attachment_id}", response_class=StreamingResponse,
             summary="Download a file, for those who may see its conversation")
-async def download(request: Request, viewer: CustomerViewer, rpc: Rpc, portal: str = PortalSlug,
+async def download(request: Request, portal: str = PortalSlug,
                    attachment_id: str = Path(min_length=1, max_length=26)) -> StreamingResponse:
+    viewer, rpc = await customer(request, portal)
     file = await rpc.call(operations.conversations.attachment_file,
                           GetAttachment(viewer=viewer, attachment_id=attachment_id))
     return await send_file(request, file)

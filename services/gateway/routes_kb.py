@@ -6,6 +6,7 @@ import json
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from contracts import operations
 from contracts.conversations import GetPortalFeatures
@@ -26,6 +27,12 @@ from services.gateway.deps import PortalSlug, Rpc
 router = APIRouter(tags=["knowledge base"])
 
 
+def json_reply(reply: BaseModel) -> Response:
+    """`reply` as the JSON body FastAPI would send for it as the route's `response_model`, written in one pass:
+    the reply was checked against its model when it was read from the service, so it is not checked again."""
+    return Response(reply.__pydantic_serializer__.to_json(reply), media_type="application/json")
+
+
 async def reader_of(request: Request) -> Reader:
     """Staff see internal articles where the portal allows it; everyone else reads as the public."""
     found = await read_session(request)
@@ -43,23 +50,25 @@ async def list_articles(request: Request, rpc: Rpc, portal: str = PortalSlug,
                         q: str | None = Query(default=None, max_length=200),
                         category: str | None = Query(default=None, max_length=100),
                         cursor: str | None = Query(default=None, max_length=200),
-                        limit: int = Query(default=20, ge=1, le=100)) -> ArticlePage:
-    return await rpc.call(operations.kb.list_articles, ListArticles(
+                        limit: int = Query(default=20, ge=1, le=100)) -> Response:
+    page = await rpc.call(operations.kb.list_articles, ListArticles(
         reader=await reader_of(request), portal=portal, q=q, category=category, cursor=cursor, limit=limit))
+    return json_reply(page)
 
 
 @router.get("/api/v1/portals/{portal}/kb/categories", response_model=CategoryList,
             summary="Categories holding a published article the reader may see, with how many")
-async def list_categories(request: Request, rpc: Rpc, portal: str = PortalSlug) -> CategoryList:
-    return await rpc.call(operations.kb.list_categories, ListCategories(reader=await reader_of(request), portal=portal))
+async def list_categories(request: Request, rpc: Rpc, portal: str = PortalSlug) -> Response:
+    return json_reply(await rpc.call(operations.kb.list_categories,
+                                     ListCategories(reader=await reader_of(request), portal=portal)))
 
 
 @router.get("/api/v1/portals/{portal}/kb/articles/{slug}", response_model=ArticleReply,
             summary="One article (a hidden one answers 404, as a missing one does)")
 async def get_article(request: Request, rpc: Rpc, portal: str = PortalSlug,
-                      slug: str = Path(min_length=1, max_length=200)) -> ArticleReply:
-    return await rpc.call(operations.kb.get_article,
-                          GetArticle(reader=await reader_of(request), portal=portal, slug=slug))
+                      slug: str = Path(min_length=1, max_length=200)) -> Response:
+    return json_reply(await rpc.call(operations.kb.get_article,
+                                     GetArticle(reader=await reader_of(request), portal=portal, slug=slug)))
 
 
 @router.get("/api/v1/portals/{portal}/config", summary="Everything the web portal needs to render; public, cacheable")

@@ -34,4 +34,5 @@ def build(settings: Settings | None = None, **overrides: object) -> Service:
     }
     service.answer_all(endpoints)
     indexing.install(service)
+    portals.install(service)
     return service

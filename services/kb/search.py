@@ -1,6 +1,7 @@
 """Full-text search of published articles: an in-memory tantivy index (BM25, English stemming, title
 matches weighted 10:1 over body matches) held by each kb replica, with snippets whose matches are
-highlighted, and typo tolerance: a query word that appears in no article the reader may see is replaced by
+highlighted (made by tantivy from the part of the body densest in the query's words, `snippet_window`), and
+typo tolerance: a query word that appears in no article the reader may see is replaced by
 the closest word that does ("pasword" finds "password").
 
 The index is built from the database when the replica starts and kept current from it: the replica that
@@ -31,11 +32,16 @@ WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 MAX_TERMS = 8
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 150
+CORRECTIONS_KEPT = 10_000  # unknown words whose closest known word a vocabulary keeps
+SNIPPET_CONTEXT = 20  # characters before a snippet's first match that it may show
 # Score of an article that matches the last query word only as a prefix ("pass" of "password"): below
 # what an exact match of any word scores, so it only ranks articles that match nothing better.
 PREFIX_SCORE = 0.05
 VISIBILITIES = ("public", "internal")
 WRITER_HEAP = 15_000_000  # bytes: tantivy's minimum per indexing thread
+# What the index's `en_stem` tokenizer makes of words: the forms a snippet's highlighted terms take.
+STEMS = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
+         .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
 
 
 def words(text_: str) -> list[str]:
@@ -59,11 +65,25 @@ class Hit:
 @dataclass(frozen=True)
 class Words:
     """A portal's published words a reader may see: how many articles each appears in, and the sorted list
-    the closest one is chosen from."""
+    the closest one is chosen from; with the closest word found for each unknown one asked about so far
+    (`closest`)."""
 
     documents: int
     frequency: dict[str, int]
     choices: list[str] = field(default_factory=list)
+    _closest: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def closest(self, word: str) -> str | None:
+        """The known word closest to `word` (rapidfuzz ratio ≥ 75), None when none is that close. What was
+        found is kept with these words (a new vocabulary starts afresh), up to CORRECTIONS_KEPT words:
+        misspellings recur ("pasword"), and each costs a pass over every word."""
+        if word in self._closest:
+            return self._closest[word]
+        best = process.extractOne(word, self.choices, scorer=fuzz.ratio, score_cutoff=75)
+        if len(self._closest) >= CORRECTIONS_KEPT:
+            self._closest.clear()
+        self._closest[word] = found = best[0] if best else None
+        return found
 
 
 NO_WORDS = Words(documents=0, frequency={})
@@ -78,9 +98,9 @@ def correct(query: str, known: Words) -> tuple[list[str], bool]:
         if word in known.frequency or len(word) < 4:
             terms.append(word)
             continue
-        best = process.extractOne(word, known.choices, scorer=fuzz.ratio, score_cutoff=75)
-        terms.append(best[0] if best else word)
-        changed = changed or (best is not None and best[0] != word)
+        best = known.closest(word)
+        terms.append(best or word)
+        changed = changed or (best is not None and best != word)
     distinctive = [t for t in terms if known.frequency.get(t, 0) <= known.documents / 2]
     return (distinctive or terms), changed
 
@@ -89,6 +109,8 @@ def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     for name in ("id", "portal", "visibility", "category"):  # exact values: filters and the summary
         builder.add_text_field(name, stored=True, tokenizer_name="raw")
+    # Who may see the article, as one term per reader scope (`scope_term`): a search filters on one term.
+    builder.add_text_field("scope", stored=False, index_option="basic", tokenizer_name="raw")
     for name in ("slug", "locale", "updated_at"):
         builder.add_text_field(name, stored=True, index_option="basic", tokenizer_name="raw")
     builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
@@ -102,22 +124,62 @@ def _first(doc: tantivy.Document, name: str) -> str:
     return values[0] if values else ""
 
 
-def highlight(fragment: str, ranges: Iterable[tuple[int, int]]) -> str:
-    """`fragment` as safe HTML: every character escaped; the (UTF-8 byte) ranges of matches in <mark>."""
-    raw = fragment.encode()
-    out, at = [], 0
-    for start, end in sorted(ranges):
-        if start < at:
-            continue
-        out.append(html.escape(raw[at:start].decode(errors="ignore")))
-        out.append("<mark>" + html.escape(raw[start:end].decode(errors="ignore")) + "</mark>")
-        at = end
-    out.append(html.escape(raw[at:].decode(errors="ignore")))
-    return "".join(out)
+def marked(snippet: tantivy.Snippet) -> str:
+    """The snippet as safe HTML: every character escaped, matches in <mark>. tantivy escapes the text as
+    `html.escape` does and wraps matches in <b>; a <b> of the text itself is escaped, so only its own are
+    left to rename."""
+    return snippet.to_html().replace("<b>", "<mark>").replace("</b>", "</mark>")
+
+
+def _likely_matches(lowered: str, prefixes: list[tuple[str, float]]) -> list[tuple[int, float]]:
+    """(offset, weight) of each word of `lowered` that starts like one of the query's stems, in order."""
+    found = []
+    for prefix, weight in prefixes:
+        at = lowered.find(prefix)
+        while at >= 0:
+            if at == 0 or not lowered[at - 1].isalnum():
+                found.append((at, weight))
+            at = lowered.find(prefix, at + len(prefix))
+    found.sort()
+    return found
+
+
+def snippet_window(body: str, prefixes: list[tuple[str, float]]) -> str | None:
+    """The part of `body` whose first SNIPPET_CHARS hold the most (weighted) words that start like a query
+    stem, from a word or two before the first of them to the end of the word SNIPPET_CHARS after it; None
+    when no word does (or lowercasing changes the text's length). A snippet made of it alone costs a fraction
+    of one made of the whole body: the tokenizer only reads the window."""
+    lowered = body.lower()
+    if len(lowered) != len(body):
+        return None
+    found = _likely_matches(lowered, prefixes)
+    if not found:
+        return None
+    best, start, total, last = -1.0, 0, 0.0, 0
+    for first, (at, _) in enumerate(found):  # for each start, the weights of the words within SNIPPET_CHARS
+        while last < len(found) and found[last][0] < at + SNIPPET_CHARS:
+            total += found[last][1]
+            last += 1
+        if total > best:
+            best, start = total, at
+        total -= found[first][1]
+    end = start + SNIPPET_CHARS
+    while end < len(body) and body[end].isalnum():
+        end += 1
+    # A few words before the first match too (what a match is part of: "<b>bold</b>"), from a word's start.
+    begin = max(start - SNIPPET_CONTEXT, 0)
+    while 0 < begin < start and not body[begin - 1].isspace():
+        begin += 1
+    return body[begin:end]
 
 
 # The sets of visibilities a reader can have (`domain.visible_to`); each has its own vocabulary.
 READER_SCOPES = (frozenset({"public"}), frozenset({"internal"}), frozenset(VISIBILITIES))
+
+
+def scope_term(portal: str, visibilities: frozenset[str]) -> str:
+    """The `scope` term of a portal's articles of these visibilities (portal slugs hold no spaces)."""
+    return f"{portal} {'+'.join(sorted(visibilities))}"
 
 
 def article_words(title: str, body: str) -> set[str]:
@@ -126,16 +188,21 @@ def article_words(title: str, body: str) -> set[str]:
 
 class _Counts:
     """The words of a portal's articles of some visibilities, with how many articles each appears in:
-    kept up to date one article at a time, and turned into an immutable `Words` for the searches."""
+    kept up to date one article at a time, and turned into an immutable `Words` for the searches. The sorted
+    list of words is made again only when a word came or went (an edit seldom brings a new word)."""
 
     def __init__(self) -> None:
         self.documents = 0
         self.frequency: dict[str, int] = {}
+        self._choices: list[str] | None = None  # sorted(frequency), while no word came or went
 
     def add(self, found: set[str]) -> None:
         self.documents += 1
         for word in found:
-            self.frequency[word] = self.frequency.get(word, 0) + 1
+            held = self.frequency.get(word, 0)
+            if not held:
+                self._choices = None
+            self.frequency[word] = held + 1
 
     def remove(self, found: set[str]) -> None:
         self.documents -= 1
@@ -145,10 +212,12 @@ class _Counts:
                 self.frequency[word] = left
             else:
                 self.frequency.pop(word, None)
+                self._choices = None
 
     def words(self) -> Words:
-        frequency = dict(self.frequency)
-        return Words(documents=self.documents, frequency=frequency, choices=sorted(frequency))
+        if self._choices is None:
+            self._choices = sorted(self.frequency)
+        return Words(documents=self.documents, frequency=dict(self.frequency), choices=self._choices)
 
 
 class SearchIndex:
@@ -218,7 +287,8 @@ class SearchIndex:
             portals.add(self._versions.pop(article_id)[0])
         for a in published:
             self._writer.add_document(tantivy.Document(
-                id=a.id, portal=a.portal, visibility=a.visibility, category=categories.get(a.category_id or "", ""),
+                id=a.id, portal=a.portal, visibility=a.visibility,
+                scope=[scope_term(a.portal, scope) for scope in READER_SCOPES if a.visibility in scope], category=categories.get(a.category_id or "", ""),
                 slug=a.slug, locale=a.locale, updated_at=a.updated_at.isoformat(), title=a.title, body=a.body_text,
                 version=a.version))
             self._count(a.portal, a.visibility, article_words(a.title, a.body_text), added=True)
@@ -242,12 +312,11 @@ class SearchIndex:
 
     def _scope(self, portal: str, visibilities: frozenset[str], category: str | None) -> tantivy.Query:
         term = tantivy.Query.term_query
-        visible = [(tantivy.Occur.Should, term(self.schema, "visibility", v)) for v in sorted(visibilities)]
-        clauses = [(tantivy.Occur.Must, term(self.schema, "portal", portal)),
-                   (tantivy.Occur.Must, tantivy.Query.boolean_query(visible))]
+        scope = term(self.schema, "scope", scope_term(portal, visibilities))
         if category is not None:
-            clauses.append((tantivy.Occur.Must, term(self.schema, "category", category)))
-        return tantivy.Query.const_score_query(tantivy.Query.boolean_query(clauses), 0.0)
+            scope = tantivy.Query.boolean_query([(tantivy.Occur.Must, scope),
+                                                 (tantivy.Occur.Must, term(self.schema, "category", category))])
+        return tantivy.Query.const_score_query(scope, 0.0)
 
     def _match(self, terms: list[str], known: Words) -> tuple[tantivy.Query, tantivy.Query]:
         """(the query ranking the articles, the query whose words the snippet highlights). Any of the words
@@ -263,6 +332,17 @@ class SearchIndex:
             (tantivy.Occur.Should, tantivy.Query.regex_query(self.schema, name, pattern)) for name in ("title", "body")
         ]), PREFIX_SCORE)
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, exact), (tantivy.Occur.Should, prefix)]), exact
+
+    def _snippet_prefixes(self, searcher: tantivy.Searcher, terms: list[str]) -> list[tuple[str, float]]:
+        """What `snippet_window` looks for: each query word's stem as the start of a word (less its last
+        letter where the stemmer may have changed it: "deliveri" of "delivery", "die" of "dying"), weighted as
+        tantivy weighs it in a snippet (1 / (1 + articles holding it))."""
+        prefixes = []
+        for stem in dict.fromkeys(STEMS.analyze(" ".join(terms))):
+            held = searcher.doc_freq("body", stem)
+            if held:
+                prefixes.append((stem[:-1] if stem[-1] in "eiy" and len(stem) > 2 else stem, 1 / (1 + held)))
+        return prefixes
 
     def matches(self, *, portal: str, visibilities: frozenset[str], terms: list[str]) -> int:
         """How many articles `search` ranks for these terms (all pages)."""
@@ -293,15 +373,18 @@ class SearchIndex:
             return [], more
         snippets = tantivy.SnippetGenerator.create(searcher, highlighted, self.schema, "body")
         snippets.set_max_num_chars(SNIPPET_CHARS)
+        prefixes = self._snippet_prefixes(searcher, terms)
         hits = []
         for _, address in found:
             doc = searcher.doc(address)
-            snippet = snippets.snippet_from_doc(doc)
-            fragment = snippet.fragment()
-            if fragment:
-                shown = highlight(fragment, ((r.start, r.end) for r in snippet.highlighted()))
+            body = _first(doc, "body")
+            window = snippet_window(body, prefixes)
+            snippet = snippets.snippet_from_doc(tantivy.Document(body=window)) if window is not None else None
+            if snippet is None or not snippet.fragment():  # the window missed: the whole body, as it was
+                snippet = snippets.snippet_from_doc(doc)
+            if snippet.fragment():
+                shown = marked(snippet)
             else:  # a title-only match: the start of the body
-                body = _first(doc, "body")
                 shown = html.escape(body[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else ""))
             hits.append(Hit(article_id=_first(doc, "id"), slug=_first(doc, "slug"), title=_first(doc, "title"),
                             category=_first(doc, "category") or None, visibility=_first(doc, "visibility"),

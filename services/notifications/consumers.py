@@ -1,7 +1,10 @@
 """notifications' event handlers: read models for addressing, and a notification for each agent answer."""
 
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select, update
 
 from contracts.envelope import EventEnvelope, new_id
@@ -14,6 +17,7 @@ from contracts.events import (
 )
 from services.notifications.models import Conversation, Customer, Notification, Participant
 from services.notifications.outbound import NOTIFICATIONS, insert_once_statement, thread_message
+from services.runtime.inbox import read_model_only
 from services.runtime.logging import get_logger
 from services.runtime.readmodel import upsert_newer
 
@@ -23,6 +27,7 @@ log = get_logger("portico.notifications")
 EMAIL_CHANNELS = frozenset({"portal", "email", "chat", "form"})
 
 
+@read_model_only
 def record_customer(session: Session, event: UserRegistered, envelope: EventEnvelope) -> None:
     upsert_newer(session, Customer, {"id": event.user_id, "org_id": envelope.org_id, "email": event.email,
                                      "display_name": event.display_name, "kind": event.kind,
@@ -30,9 +35,16 @@ def record_customer(session: Session, event: UserRegistered, envelope: EventEnve
 
 
 def _participant(session: Session, conversation_id: str, customer_id: str) -> None:
-    if session.get(Participant, (conversation_id, customer_id)) is None:
-        session.add(Participant(conversation_id=conversation_id, customer_id=customer_id))
-        session.flush()
+    # INSERT .. ON CONFLICT DO NOTHING (the key is both columns): one statement, no read, no ORM flush.
+    connection = session.connection()
+    connection.execute(_insert_participant(connection.dialect.name),
+                       {"conversation_id": conversation_id, "customer_id": customer_id})
+
+
+@lru_cache(maxsize=2)
+def _insert_participant(dialect: str) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        Participant.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
 
 
 def record_conversation(session: Session, event: ConversationCreated, envelope: EventEnvelope) -> None:

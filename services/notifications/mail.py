@@ -1,17 +1,19 @@
 """E-mail other services ask for (access codes), and the development mail catcher's listing."""
 
 import asyncio
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Row, insert
 from sqlmodel import Session
 
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
 from contracts.notifications import DevMail, DevMailList, ListDevMail
 from contracts.rpc import EmailSent, SendEmail
-from services.notifications.models import Notification
+from services.notifications.outbound import CLAIM_FOR, NOTHING, NOTIFICATIONS
+from services.runtime.clock import now
 from services.runtime.logging import get_logger
 from services.runtime.service import Service
 
@@ -24,15 +26,20 @@ async def send_email(service: Service, request: SendEmail) -> EmailSent:
     notification_id = new_id()
     message_id = f"<{notification_id.lower()}@{service.settings.reply_domain}>"
 
-    def queue(session: Session) -> None:
-        now = datetime.now(UTC)
-        session.add(Notification(
-            id=notification_id, cause_event_id=notification_id, kind="email", recipient_email=request.to,
-            subject=request.subject, body=request.text, purpose=request.kind, email_message_id=message_id,
-            status="pending", next_attempt_at=now, created_at=now))
+    def queue(session: Session) -> "Row[Any]":
+        # Written already claimed by this replica (as `outbound._claim` would mark it), and read back by the
+        # same statement: the try below needs no transaction of its own to claim it.
+        at = now()
+        return session.connection().execute(insert(NOTIFICATIONS).returning(*NOTIFICATIONS.c), {
+            "id": notification_id, "cause_event_id": notification_id, "kind": "email", "channel": None,
+            "org_id": None, "portal": None, "conversation_id": None, "message_id": None, "recipient_id": None,
+            "recipient_email": request.to, "subject": request.subject, "body": request.text, "attachments": [],
+            "purpose": request.kind, "email_message_id": message_id, "status": "pending", "attempts": 0,
+            "next_attempt_at": at, "claimed_until": at + CLAIM_FOR, "last_error": None, "created_at": at,
+            "sent_at": None}).one()
 
-    await service.transaction(queue)
-    await service.resources["sender"].deliver(notification_id)
+    row = await service.transaction(queue)
+    await service.resources["sender"]._deliver([row], NOTHING)  # noqa: SLF001 (a row claimed above)
     log.info("email queued", kind=request.kind, to_domain=request.to.rpartition("@")[2])
     return EmailSent(message_id=message_id)
 

@@ -7,7 +7,7 @@ it, so it exists once however often the event is delivered or replayed. The send
 when the row is written: a resend after a crash between hand-over and bookkeeping carries the
 same Message-ID, which mail clients show once.
 
-A round of up to 50 notifications costs two transactions, both SQLAlchemy Core statements with no ORM
+A round of up to 100 notifications costs two transactions, both SQLAlchemy Core statements with no ORM
 unit of work: one claims the due rows and reads what their e-mails need (recipients, threading
 Message-IDs, webhooks), one records every outcome (executemany updates, thread rows, outbox events).
 """
@@ -34,7 +34,7 @@ from services.notifications.models import ChannelWebhook, Customer, Notification
 from services.notifications.transports import DeliveryError, mail_transport, post_webhook
 from services.runtime.logging import get_logger
 from services.runtime.metrics import email_outcome
-from services.runtime.outbox import record_event
+from services.runtime.outbox import record_events
 from services.runtime.service import Service
 from services.runtime.clock import now
 
@@ -47,6 +47,10 @@ CLAIM_FOR = timedelta(seconds=20)
 CLAIM_RENEW_EVERY = 5.0
 WAIT_FOR_RECIPIENT = timedelta(hours=1)  # an account auth has not told us of yet (delayed creation)
 PORTAL_CACHE_SECONDS = 300.0
+
+
+# A conversation's reply address is the same for every answer: signed once (an HMAC and base32 an e-mail).
+_reply_address = lru_cache(maxsize=4096)(tokens.reply_address)
 
 
 class Deferred(Exception):
@@ -80,7 +84,7 @@ class Sender:
             except Exception as exc:  # the database or NATS is away: try again on the next round
                 log.warning("notification round failed", error=repr(exc))
 
-    async def deliver_due(self, limit: int = 50) -> int:
+    async def deliver_due(self, limit: int = 100) -> int:
         """One round: claim what is due (one transaction), hand it over, record every outcome (one
         transaction); returns how many were handed over."""
         return await self._deliver(*await self.service.transaction(_claim, None, limit))
@@ -175,7 +179,7 @@ class Sender:
             to=recipient.email, to_name=recipient.display_name, portal=portal.slug, portal_name=portal.name,
             conversation_id=conversation_id, subject=notification.subject, body=notification.body,
             message_id=message_id, references=[m for m in thread if m != message_id],
-            reply_to=tokens.reply_address(self.secret, conversation_id, settings.reply_domain), sender=sender,
+            reply_to=_reply_address(self.secret, conversation_id, settings.reply_domain), sender=sender,
             conversation_url=f"{settings.resolved_public_url}/portals/{portal.slug}/conversations/{conversation_id}"))
         if message_id and message_id not in thread:
             thread.append(message_id)  # a later answer of the same round threads under this one
@@ -363,9 +367,8 @@ def insert_once_statement(table: Table, key: str, dialect: str) -> Any:
 
 def _record_events(session: Session, events: list[tuple[Event, str, str, int]]) -> None:
     """Each (event, org id, aggregate id, version) into the outbox, in this order, in the caller's
-    transaction (`services.runtime.outbox.record_event`: published after commit)."""
-    for event, org_id, aggregate_id, version in events:
-        record_event(session, event, org_id=org_id, aggregate_id=aggregate_id, aggregate_version=version)
+    transaction (`services.runtime.outbox.record_events`: published after commit)."""
+    record_events(session, events)
 
 
 def thread_message(session: Session, email_message_id: str, conversation_id: str, at: datetime) -> None:

@@ -6,36 +6,49 @@ How a row reaches the stream:
   the committed rows are handed to the running relay of that engine in memory (`OutboxRelay.committed`),
   so publishing them needs no query. Rows of a savepoint that rolls back, or of a transaction that
   does not commit, are dropped from the hand-off with the rows themselves.
-- The relay publishes handed rows at once only when it can prove that nothing unpublished comes before
-  them: on SQLite every writer (every thread, process or replica) commits alone and AUTOINCREMENT
-  numbers rows in commit order without gaps, so rows that follow exactly on the last `seq` the relay
-  accounted for have no unpublished row before them. Otherwise (a gap: another process or replica
-  committed in between; PostgreSQL, whose sequence numbers are not in commit order; the relay just
-  started or failed) it reads the unpublished rows in `seq` order from the database and publishes
-  those, as it also does every `poll_interval`: rows written by another replica, or by a process that
-  died after its commit, are published all the same.
+- The relay publishes handed rows at once when they follow exactly on the last `seq` it accounted for
+  (the highest `seq` its last read of the table saw, or the last row it published since). On SQLite
+  every writer (every thread, process or replica) commits alone and AUTOINCREMENT numbers rows in
+  commit order without gaps, so such rows have no unpublished row before them, and a handed row before
+  that `seq` was published by that read. PostgreSQL hands out sequence numbers before commit, so a row
+  with a lower `seq` may commit later: such a late row, when handed, is never taken as published but
+  makes the relay read the table; a row of another process that commits late is found by the next read
+  (at most `poll_interval` later). Its read runs in one REPEATABLE READ snapshot, so the `seq` it
+  accounts for covers exactly the rows it saw: publishing the next `seq` at once keeps the order the
+  read would give. Otherwise (a gap: another process or replica committed in between, a sequence number
+  rolled back; the relay just started or failed) it reads the unpublished rows in `seq` order from the
+  database and publishes those, as it also does every `poll_interval`: rows written by another replica,
+  or by a process that died after its commit, are published all the same.
+- Publishing is a core NATS publish to the stream's subject with a reply subject of the relay's own:
+  JetStream answers each with its ack (or an error) there. The rows of a pass are published together
+  and their acks awaited together (one wake-up for all of them), so only an acknowledged prefix counts;
+  a failed or unanswered row and every row after it are sent again, in order, after reading the table.
 - Acknowledged rows are marked published in batches (one UPDATE every `MARK_EVERY` seconds or per
   `batch` rows), not one by one. A crash before marking re-sends them; JetStream drops re-sends within
   the stream's duplicate window (same `Nats-Msg-Id`) and consumers' inboxes catch any later one.
 """
 
 import asyncio
+import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from sqlalchemy import Engine, event, insert, text, update
+from nats.js.errors import APIError, NoStreamResponseError
+from sqlalchemy import Engine, bindparam, event, insert, text, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Field, Session, SQLModel, col, delete, func, select
 
 from contracts.envelope import Event, EventEnvelope
-from services.runtime.db import READ_ONLY, UtcDateTime, write_lock
+from services.runtime.db import READ_ONLY, Prepared, UtcDateTime, write_lock
 from services.runtime import tracing
 from services.runtime.logging import current_correlation_id, get_logger
 
@@ -85,23 +98,50 @@ def record_event(session: Session, event: Event, *, org_id: str, aggregate_id: s
     savepoint it was written in, and handed to the engine's running relay when the outermost
     transaction commits (see the module docstring). Database errors of the insert propagate.
     """
-    envelope = EventEnvelope.wrap(
-        event, org_id=org_id, aggregate_id=aggregate_id, aggregate_version=aggregate_version,
-        correlation_id=current_correlation_id(), causation_id=causation_id)
+    return record_events(session, [(event, org_id, aggregate_id, aggregate_version)], causation_id=causation_id)[0]
+
+
+def record_events(session: Session, events: "Sequence[tuple[Event, str, str, int]]", *,
+                  causation_id: str | None = None) -> list[EventEnvelope]:
+    """`record_event` for each (event, org id, aggregate id, aggregate version), in this order (their `seq`
+    order); returns their envelopes in the same order. Database errors propagate."""
+    correlation_id = current_correlation_id()
+    envelopes = [EventEnvelope.wrap(event, org_id=org_id, aggregate_id=aggregate_id,
+                                    aggregate_version=aggregate_version, correlation_id=correlation_id,
+                                    causation_id=causation_id)
+                 for event, org_id, aggregate_id, aggregate_version in events]
+    if not envelopes:
+        return envelopes
     session.info[OUTBOX_WRITTEN] = True  # tells the caller to wake the relay after commit
     if tracing.ENABLED:
-        tracing.remember(envelope.id)
-    payload = envelope.model_dump_json()
-    subject = event.subject()
-    # A Core insert on the session's connection: part of the same transaction, without an ORM flush.
-    result = session.connection().execute(insert(OutboxRecord), {
-        "event_id": envelope.id, "subject": subject, "payload": payload,
-        "correlation_id": envelope.correlation_id, "created_at": envelope.occurred_at})
-    row = PendingRow(result.inserted_primary_key[0], envelope.id, subject, payload.encode(),  # type: ignore[index]
-                     envelope.correlation_id)
-    # Kept with the savepoint it was written in: if that savepoint rolls back, so does the row.
-    session.info.setdefault(OUTBOX_ROWS, []).append((session.get_nested_transaction(), row))
-    return envelope
+        for envelope in envelopes:
+            tracing.remember(envelope.id)
+    values = [{"event_id": envelope.id, "subject": event.subject(), "payload": envelope.model_dump_json(),
+               "correlation_id": envelope.correlation_id, "created_at": envelope.occurred_at}
+              for envelope, (event, *_) in zip(envelopes, events)]
+    # A prepared insert on the session's connection: part of the same transaction, without an ORM flush.
+    # (`session.connection()`, not a connection kept from earlier: it begins the savepoint a nested
+    # transaction has not begun yet, so a row written there rolls back with it.)
+    connection = session.connection()
+    seqs = []
+    for row in values:
+        cursor = _INSERT.execute(connection, row)
+        try:
+            seqs.append(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+    # Kept with the savepoint they were written in: if that savepoint rolls back, so do the rows.
+    savepoint = session.get_nested_transaction()
+    written = session.info.setdefault(OUTBOX_ROWS, [])
+    for seq, row in zip(seqs, values, strict=True):
+        written.append((savepoint, PendingRow(seq, row["event_id"], row["subject"], row["payload"].encode(),
+                                              row["correlation_id"])))
+    return envelopes
+
+
+_INSERT = Prepared(insert(OutboxRecord).values(
+    {name: bindparam(name) for name in ("event_id", "subject", "payload", "correlation_id", "created_at")})
+    .returning(OutboxRecord.seq))
 
 
 # Relays by engine: the one a session's committed rows are handed to (only while it runs).
@@ -163,11 +203,11 @@ _LAST_SEQ = text("SELECT max(seq) FROM outbox")
 class OutboxRelay:
     """Publishes committed outbox rows in `seq` order (see the module docstring for how).
 
-    Rows are sent pipelined (`publish_async`) and only the prefix acknowledged by JetStream is
-    marked published; after a failure the rest is read from the database and sent again. A crash
-    anywhere in between therefore re-sends, never loses, and JetStream drops the re-sends it has
-    already stored (same `Nats-Msg-Id` within the stream's duplicate window). Consumers' inboxes
-    catch any later one.
+    A pass's rows are sent pipelined (acks on the relay's own reply subject) and only the prefix
+    acknowledged by JetStream is marked published; after a failure the rest is read from the database
+    and sent again. A crash anywhere in between therefore re-sends, never loses, and JetStream drops the
+    re-sends it has already stored (same `Nats-Msg-Id` within the stream's duplicate window).
+    Consumers' inboxes catch any later one.
     """
 
     def __init__(self, engine: Engine, jetstream: Callable[[], JetStreamContext], *,
@@ -180,7 +220,10 @@ class OutboxRelay:
         self._next_prune = 0.0
         # Contiguous commit-order numbering (see the module docstring) holds on SQLite only.
         self._in_commit_order = engine.dialect.name == "sqlite"
-        self._reader = engine.execution_options(**READ_ONLY)
+        # One snapshot for a read's unpublished rows and its highest `seq` (SQLite's reads already are one).
+        self._reader = engine.execution_options(**READ_ONLY) if self._in_commit_order else \
+            engine.execution_options(isolation_level="REPEATABLE READ", **READ_ONLY)
+        self._acks: _Acks | None = None
         self._handed: deque[list[PendingRow]] = deque()
         self._next_seq: int | None = None  # the row that may follow without a query; None: query first
         self._acked: list[int] = []  # acknowledged, not yet marked published
@@ -259,14 +302,18 @@ class OutboxRelay:
 
     async def _pass(self) -> bool:
         """Publish the rows handed since the last pass, or the database's unpublished rows when the handed
-        ones may have unpublished rows before them; wait for their acks. True if rows were left for later."""
+        ones may have unpublished rows before them; wait for their acks. True if the database held more
+        unpublished rows than a batch (they are read again once these are marked published)."""
         handed = self._take_handed()
-        if self._next_seq is not None:
-            # Numbered in commit order: a row before `_next_seq` was committed when the last read ran, and
-            # was published then (it is handed late, after that read).
-            handed = [row for row in handed if row.seq >= self._next_seq]
-            if not handed:
-                return bool(self._handed)
+        if self._next_seq is not None and handed and handed[0].seq < self._next_seq:
+            if self._in_commit_order:
+                # A row before `_next_seq` was committed when the last read ran, and was published then
+                # (it is handed late, after that read).
+                handed = [row for row in handed if row.seq >= self._next_seq]
+            else:
+                self._next_seq = None  # it may have committed after that read: read again
+        if self._next_seq is not None and not handed:
+            return False
         more = False
         if (self._next_seq is None or handed[0].seq != self._next_seq
                 or handed[-1].seq - handed[0].seq != len(handed) - 1):
@@ -275,14 +322,14 @@ class OutboxRelay:
             if self._acked:  # acknowledged by this relay, waiting for their mark
                 acked = set(self._acked)
                 rows = [row for row in rows if row.seq not in acked]
-            # Rows committed after that read follow `last` (when numbered in commit order).
-            self._next_seq = None if (more or not self._in_commit_order or last is None) else last + 1
+            # Rows committed after that read follow `last` (or come late: see the module docstring).
+            self._next_seq = None if (more or last is None) else last + 1
             handed = rows
         else:
             self._next_seq = handed[-1].seq + 1
         if handed:
             await self._publish(handed)
-        return more or bool(self._handed)
+        return more
 
     def _take_handed(self) -> list[PendingRow]:
         rows: list[PendingRow] = []
@@ -296,29 +343,14 @@ class OutboxRelay:
         return rows
 
     async def _publish(self, rows: list[PendingRow]) -> None:
-        js = self._jetstream()
-        futures = [await js.publish_async(row.subject, row.payload,
-                                          headers=_event_headers(row))
-                   for row in rows]
-        if len(futures) == 1:
-            try:
-                await asyncio.wait_for(futures[0], timeout=PUBLISH_ACK_TIMEOUT)
-            except BaseException:
-                self._next_seq = None
-                raise
-            self._note_acked(rows)
-            return
-        await asyncio.wait(futures, timeout=PUBLISH_ACK_TIMEOUT)
-        acked = 0
-        failure: BaseException | None = None
-        for future in futures:
-            if failure is None and future.done() and future.exception() is None:
-                acked += 1
-                continue
-            if failure is None:
-                failure = (future.exception() if future.done() else None) or TimeoutError("no publish ack")
-            future.cancel()
-        self._note_acked(rows[:acked])
+        client = self._jetstream()._nc  # the relay's connection (nats-py keeps it private to the context)
+        acks = self._acks
+        if acks is None or acks.client is not client:
+            acks = _Acks(client)
+            await acks.subscribe()
+            self._acks = acks
+        stored, failure = await acks.publish(rows)
+        self._note_acked(rows[:stored])
         if failure is not None:
             self._next_seq = None  # what follows the failed row is read from the database again, in order
             raise failure
@@ -378,11 +410,10 @@ class OutboxRelay:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _load_pending(self) -> tuple[list[PendingRow], int | None]:
-        """Up to a batch of unpublished rows in `seq` order, and (where rows are numbered in commit order) the
-        highest `seq` written, from one snapshot."""
+        """Up to a batch of unpublished rows in `seq` order, and the highest `seq` written, from one snapshot."""
         with self._reader.connect() as connection:
             found = connection.execute(_LOAD_PENDING, {"n": self._batch}).all()
-            last = connection.execute(_LAST_SEQ).scalar() if self._in_commit_order else None
+            last = connection.execute(_LAST_SEQ).scalar()
             connection.commit()
         return [PendingRow(seq, event_id, subject, payload.encode(), correlation)
                 for seq, event_id, subject, payload, correlation in found], last
@@ -393,6 +424,90 @@ class OutboxRelay:
             for start in range(0, len(seqs), 500):
                 connection.execute(update(OutboxRecord).where(col(OutboxRecord.seq).in_(seqs[start:start + 500]))
                                    .values(published_at=now))
+
+
+class _Acks:
+    """JetStream's answers to a relay's publishes, on a reply subscription of the relay's own:
+    `<inbox>.<n>` names the relay's n-th publish, so an answer that comes after its round gave up
+    (a timeout) is told apart and ignored."""
+
+    def __init__(self, client: NatsClient) -> None:
+        self.client = client
+        self.prefix = client.new_inbox() + "."
+        self._next = 0  # number of the next publish
+        self._first = 0  # number of the current round's first publish
+        self._answers: list[BaseException | bool | None] = []  # the round's: None until answered, True: stored
+        self._left = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def subscribe(self) -> None:
+        await self.client.subscribe(self.prefix + "*", cb=self._answer)
+
+    async def publish(self, rows: list[PendingRow]) -> tuple[int, BaseException | None]:
+        """Publish `rows` in order, then wait (once, up to PUBLISH_ACK_TIMEOUT) for all their answers;
+        returns how many rows from the first were stored, and the error of the first that was not (None
+        when all were). Connection errors of the publish propagate."""
+        loop = asyncio.get_running_loop()
+        first = self._first = self._next
+        self._next += len(rows)
+        answers: list[BaseException | bool | None] = [None] * len(rows)
+        self._answers, self._left = answers, len(rows)
+        self._waiter = waiter = loop.create_future()
+        try:
+            for number, row in enumerate(rows, first):
+                await self.client.publish(row.subject, row.payload, reply=f"{self.prefix}{number}",
+                                          headers=_event_headers(row))
+            if self._left:
+                timer = loop.call_later(PUBLISH_ACK_TIMEOUT, _wake_up, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+        finally:
+            self._answers, self._waiter = [], None  # later answers to this round are ignored
+        for stored, answer in enumerate(answers):
+            if answer is not True:
+                return stored, answer or TimeoutError("no publish ack")
+        return len(rows), None
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            index = int(msg.subject[len(self.prefix):]) - self._first
+        except ValueError:
+            return
+        answers = self._answers
+        if not 0 <= index < len(answers) or answers[index] is not None:
+            return
+        answers[index] = _ack_error(msg) or True
+        self._left -= 1
+        if not self._left and self._waiter is not None:
+            _wake_up(self._waiter)
+
+
+def _ack_error(msg: Msg) -> BaseException | None:
+    """None when `msg` is JetStream's ack of a stored message (`{"stream": .., "seq": ..}`, a duplicate
+    too), else the error it tells (no stream for the subject, an API error, anything else)."""
+    status = msg.headers.get("Status") if msg.headers else None
+    if status:
+        return NoStreamResponseError() if status == "503" else \
+            APIError(description=f"status {status} {msg.headers.get('Description', '')}")  # type: ignore[union-attr]
+    data = msg.data
+    if b'"error"' not in data and b'"seq"' in data:
+        return None
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        try:
+            APIError.from_error(answer["error"])  # raises the error's own class
+        except APIError as error:
+            return error
+        except TypeError:
+            pass
+    elif isinstance(answer, dict) and "seq" in answer:
+        return None
+    return APIError(description=f"not a publish ack: {data[:100]!r}")
 
 
 def _event_headers(row: PendingRow) -> dict[str, str]:

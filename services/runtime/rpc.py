@@ -4,10 +4,17 @@ Replies are `{"data": ...}` or an `ErrorBody`; the caller gets the reply model b
 `ServiceError` whose code maps to an HTTP status.
 """
 
+import asyncio
 import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol
 
 import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from faststream.middlewares import ExceptionMiddleware
 from faststream.nats import NatsBroker
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -47,24 +54,95 @@ def validation_code(exc: ValidationErrors) -> ErrorCode:
         else ErrorCode.invalid_request
 
 
+def error_reply(exc: Exception) -> dict:
+    """The error body an endpoint answers when handling a request raised `exc`: a `ServiceError`'s own
+    body, `invalid_request`/`invalid_email` for a request that does not validate, else `internal_error`
+    (logged here, its detail never sent)."""
+    if isinstance(exc, ServiceError):
+        return exc.body().model_dump(mode="json")
+    if isinstance(exc, ValidationError):
+        return {"error": validation_code(exc).value, "message": validation_message(exc)}
+    log.error("rpc endpoint failed", error=repr(exc), exc_info=exc)
+    return {"error": ErrorCode.internal_error.value, "message": "The service failed to answer; see its logs."}
+
+
 def error_middleware() -> ExceptionMiddleware:
     """Turns exceptions in RPC endpoints into error replies, so a caller never waits for a timeout."""
     middleware = ExceptionMiddleware()
 
-    @middleware.add_handler(ServiceError, publish=True)
-    async def _service_error(exc: ServiceError) -> dict:
-        return exc.body().model_dump(mode="json")
-
-    @middleware.add_handler(ValidationError, publish=True)
-    async def _invalid(exc: ValidationError) -> dict:
-        return {"error": validation_code(exc).value, "message": validation_message(exc)}
-
     @middleware.add_handler(Exception, publish=True)
-    async def _unexpected(exc: Exception) -> dict:
-        log.error("rpc endpoint failed", error=repr(exc), exc_info=exc)
-        return {"error": ErrorCode.internal_error.value, "message": "The service failed to answer; see its logs."}
+    async def _error(exc: Exception) -> dict:
+        return error_reply(exc)
 
     return middleware
+
+
+Responder = Callable[[Msg], Awaitable[bytes]]
+"""Reads one request message and returns the reply's body (JSON bytes); raises what `error_reply` answers.
+It may clear the message's `reply` to answer by itself (later): then `serve` sends nothing."""
+
+
+@dataclass(slots=True)
+class RequestMessage:
+    """The request an async endpoint is answering, as it reads it from the broker's context (`message`).
+
+    Clearing `reply_to` takes the answer away from the endpoint: the handler then sends its reply (or
+    error body) to the subject it read, itself, and whatever it returns or raises is not sent.
+    """
+
+    reply_to: str
+    correlation_id: str | None
+    headers: dict[str, str] | None
+
+
+# The headers of every reply, as a FastStream subscriber sets them (callers read only the body).
+REPLY_HEADERS = {"content-type": "application/json"}
+
+
+async def serve(connection: Client, subject: str, queue: str, respond: Responder, *,
+                concurrency: int | None = None, tasks: set["asyncio.Task[None]"] | None = None) -> Subscription:
+    """Answer the requests on `subject` (queue group `queue`) with `respond` on a plain nats-py subscription.
+
+    Every request gets an answer: the body `respond` returns, or `error_reply`'s for what it raised (a
+    request without a reply subject gets none). `concurrency` None: one request at a time, in arrival
+    order; else up to `concurrency` at once, each in a task (kept in `tasks` while it runs, so that the
+    caller can cancel them on stop). Returns the subscription (`unsubscribe` to stop answering).
+    """
+    async def answer(msg: Msg) -> None:
+        try:
+            body = await respond(msg)
+        except Exception as exc:
+            body = json.dumps(error_reply(exc)).encode()
+        await _reply(connection, subject, msg, body)
+
+    if concurrency is None:
+        return await connection.subscribe(subject, queue=queue, cb=answer)
+
+    limiter = asyncio.Semaphore(concurrency)
+    running = tasks if tasks is not None else set()
+
+    async def answer_released(msg: Msg) -> None:
+        try:
+            await answer(msg)
+        finally:
+            limiter.release()
+
+    async def take(msg: Msg) -> None:
+        # Waits while `concurrency` requests run: later ones stay queued in the subscription meanwhile.
+        await limiter.acquire()
+        task = asyncio.create_task(answer_released(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return await connection.subscribe(subject, queue=queue, cb=take)
+
+
+async def _reply(connection: Client, subject: str, msg: Msg, body: bytes) -> None:
+    if msg.reply:  # read after answering: an endpoint may have taken the answer away
+        try:
+            await connection.publish(msg.reply, body, headers=REPLY_HEADERS)
+        except Exception as exc:  # the connection closed meanwhile: the caller sees its own timeout
+            log.warning("rpc reply not sent", subject=subject, error=repr(exc))
 
 
 def bus_connected(broker: NatsBroker) -> bool:
@@ -90,6 +168,20 @@ class RpcClient:
         """`operation`'s reply to `request` (a declared operation, `contracts.operations`), or
         `ServiceError`: the service's own error, `service_unavailable` (NATS or the service away,
         at once) or `service_timeout` (after `timeout` seconds, default `PORTICO_RPC_TIMEOUT`)."""
+        return self._reply_of(operation, await self._ask(operation, request, timeout))
+
+    async def call_json(self, operation: Operation[RequestT, ReplyT], request: RequestT, *,
+                        timeout: float | None = None) -> bytes:
+        """`call`, but the reply as JSON (the reply model as the service serialised it), for a gateway route
+        that answers with it as it is: neither read into a model nor written out again. Raises as `call`."""
+        data = await self._ask(operation, request, timeout)
+        if data.startswith(b'{"data":{') and data.endswith(b"}"):  # how `services.runtime.service` answers
+            return data[8:-1]
+        reply = self._reply_of(operation, data)
+        return reply.__pydantic_serializer__.to_json(reply)
+
+    async def _ask(self, operation: Operation[RequestT, ReplyT], request: RequestT, timeout: float | None) -> bytes:
+        """The service's answer to `request`, as sent (JSON); `ServiceError` when there is none."""
         service, subject = operation.service, operation.subject
         if not isinstance(request, operation.request):
             raise TypeError(f"{operation!r} takes {operation.request.__name__}, not {type(request).__name__}")
@@ -108,7 +200,12 @@ class RpcClient:
             raise ServiceError(ErrorCode.service_timeout, f"The {service} service did not answer in time.") from exc
         except nats.errors.ConnectionClosedError as exc:
             raise ServiceError(ErrorCode.service_unavailable, "Not connected to the message bus.") from exc
-        answer = _answer_of(operation.reply).validate_json(msg.data or b"{}")
+        return msg.data or b"{}"
+
+    @staticmethod
+    def _reply_of(operation: Operation[RequestT, ReplyT], data: bytes) -> ReplyT:
+        """The reply model of an answer, or the service's error as `ServiceError`."""
+        answer = _answer_of(operation.reply).validate_json(data)
         if answer.error is not None:
             try:
                 code = ErrorCode(answer.error)

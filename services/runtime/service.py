@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
 from faststream.specification import AsyncAPI
 from sqlmodel import Session, SQLModel, delete, text
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -33,7 +35,7 @@ from services.runtime.nats import (
     stream_config,
 )
 from services.runtime.outbox import OUTBOX_WRITTEN, OutboxRelay, pending_count
-from services.runtime.rpc import RpcClient, error_middleware
+from services.runtime.rpc import RequestMessage, RpcClient, error_middleware, serve
 from services.runtime.settings import Settings
 
 log = get_logger("portico.service")
@@ -78,11 +80,12 @@ class Service:
         self._started_at = time.monotonic()
         self.observer = ServiceObserver(self, settings.metrics_host, settings.metrics_port)
         tracing.configure_from_env(name)
-        for event in produces:
-            # Declared for the AsyncAPI document; events are sent by the outbox relay.
-            self.broker.publisher(event.subject(), title=f"{event.subject()}:{event.type_name()}",
-                                  description=inspect.getdoc(event), schema=envelope_model(event))
+        self.produces = produces
         self.served: dict[str, Operation] = {}
+        # Each served operation's request handler and its description (for the AsyncAPI document).
+        self._responders: list[tuple[Operation, Callable[[Msg], Awaitable[bytes]], str | None]] = []
+        self._rpc_subscriptions: list[NatsSubscription] = []
+        self._rpc_tasks: set[asyncio.Task[None]] = set()
         self.answer(operations.ping(self.name), self._ping)
 
     # -- RPC --------------------------------------------------------------------------
@@ -108,20 +111,22 @@ class Service:
 
         timer = RpcTimer(self.name, operation.name)
         span_name = f"{self.name}.{operation.name}"
-        context = self.broker.context
+        read_request = operation.request.model_validate_json
 
-        # The message is read from the broker's context rather than declared as a parameter: FastStream
-        # resolves a declared `NatsMessage` in a worker thread, a thread hop on every request.
-        async def endpoint(request: Any) -> dict:
-            message: NatsMessage | None = context.get_local("message")
-            token = correlation_id.set((message.correlation_id if message else None) or new_id())
+        # Served on a plain nats-py subscription (`rpc.serve`, from `start`): the request is read from JSON
+        # in one pass, the reply written as JSON bytes. A request that does not validate is answered
+        # `invalid_request` before it is timed, as FastStream's own validation did.
+        async def respond(msg: Msg) -> bytes:
+            request = read_request(msg.data)
+            headers = msg.headers
+            sent_id = headers.get("correlation_id") if headers else None
+            token = correlation_id.set(sent_id or new_id())
             started, outcome = time.perf_counter(), "ok"
-            span = (tracing.span(span_name, kind="SERVER", parent=message.headers if message else None)
-                    if tracing.ENABLED else NO_SPAN)
+            span = tracing.span(span_name, kind="SERVER", parent=headers) if tracing.ENABLED else NO_SPAN
             try:
                 with span:
                     if is_async:
-                        reply = await handler(self, request)
+                        reply = await self._answer_async(handler, request, msg, sent_id)
                     elif read_only:
                         reply = await self.read(handler, request)
                     else:
@@ -132,13 +137,23 @@ class Service:
             finally:
                 timer.observe(time.perf_counter() - started, outcome)
                 correlation_id.reset(token)
-            return {"data": reply.model_dump(mode="json")}
+            return b'{"data":' + reply.__pydantic_serializer__.to_json(reply) + b"}"
 
-        endpoint.__annotations__["request"] = operation.request
-        endpoint.__name__ = operation.name
-        workers = {"max_workers": self.settings.rpc_concurrency} if (read_only or operation.concurrent) else {}
-        self.broker.subscriber(operation.subject, queue=self.name, **workers, title=operation.subject,
-                               description=inspect.getdoc(handler))(endpoint)
+        self._responders.append((operation, respond, inspect.getdoc(handler)))
+
+    async def _answer_async(self, handler: Callable[..., Awaitable[Reply]], request: Any, msg: Msg,
+                            sent_id: str | None) -> Reply:
+        """`await handler(self, request)` with the request in the broker's context (`message`, a
+        `RequestMessage`): a handler that clears its `reply_to` sends the answer itself."""
+        message = RequestMessage(msg.reply, sent_id, msg.headers)
+        context = self.broker.context
+        token = context.set_local("message", message)
+        try:
+            return await handler(self, request)
+        finally:
+            context.reset_local("message", token)
+            if not message.reply_to:
+                msg.reply = ""
 
     def answer_all(self, endpoints: dict[Operation, Callable[..., Reply]]) -> None:
         """`answer` each operation of a service's composition root with its handler."""
@@ -234,6 +249,11 @@ class Service:
         for hook in self._start_hooks:
             await hook(self)
         await self.broker.start()
+        for operation, respond, _ in self._responders:
+            concurrent = operation.read_only or operation.concurrent
+            self._rpc_subscriptions.append(await serve(
+                self.broker.connection, operation.subject, self.name, respond,
+                concurrency=self.settings.rpc_concurrency if concurrent else None, tasks=self._rpc_tasks))
         # The server has our subscriptions once this round trip returns: "started" means requests are answered.
         await self.broker.connection.flush(timeout=5)
         if self.relay_enabled:
@@ -248,6 +268,11 @@ class Service:
 
     async def stop(self) -> None:
         await self.observer.stop()
+        for subscription in self._rpc_subscriptions:
+            with contextlib.suppress(Exception):  # already disconnected
+                await subscription.unsubscribe()
+        self._rpc_subscriptions.clear()
+        await _cancel(list(self._rpc_tasks), service=self.name)
         for consumer in self.consumers:
             consumer.stop()
         await _cancel(self._tasks, service=self.name)
@@ -297,7 +322,26 @@ class Service:
         return applied
 
     def asyncapi(self) -> dict[str, Any]:
-        spec = AsyncAPI(self.broker, title=f"Portico {self.name}", version="1.0.0",
+        """The AsyncAPI document of the events this service produces and the operations it answers.
+
+        Built on a broker of its own that is never connected: the events are sent by the outbox relay and
+        the requests answered on plain subscriptions (`start`), neither of them through FastStream.
+        """
+        broker = NatsBroker(self.settings.nats_servers, logger=None)
+        for event in self.produces:
+            broker.publisher(event.subject(), title=f"{event.subject()}:{event.type_name()}",
+                             description=inspect.getdoc(event), schema=envelope_model(event))
+        for operation, _, description in self._responders:
+            async def endpoint(request: Any) -> dict:
+                raise NotImplementedError  # declared, never called
+
+            endpoint.__annotations__["request"] = operation.request
+            endpoint.__name__ = operation.name
+            workers = ({"max_workers": self.settings.rpc_concurrency}
+                       if (operation.read_only or operation.concurrent) else {})
+            broker.subscriber(operation.subject, queue=self.name, **workers, title=operation.subject,
+                              description=description)(endpoint)
+        spec = AsyncAPI(broker, title=f"Portico {self.name}", version="1.0.0",
                         description=f"Events and request/reply endpoints of the {self.name} service.")
         return spec.to_specification().to_jsonable()
 

