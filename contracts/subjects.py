@@ -31,3 +31,15 @@ def rpc_subject(service: str, operation: str) -> str:
 def dlq_subject(consumer: str, original_subject: str) -> str:
     """Where a consumer puts an event it gave up on: `dlq.<consumer>.<original subject>`."""
     return f"dlq.{consumer}.{original_subject}"
+
+
+# Core NATS subjects on which a replica announces a committed change before it answers, so that every
+# replica's cache (`services.runtime.announced.AnnouncedCache`) forgets what the change names.
+PORTALS_CHANGED = "auth.portals.changed"  # the message: a portal's slug (its settings or secrets changed)
+API_KEYS_CHANGED = "auth.api_keys.changed"  # the message: the id of an API key revoked or changed
+# The message: a client address whose API key auth refused (wrong, or sent while the address must wait);
+# every gateway forgets the keys it kept for that address (`services.gateway.auth.ApiKeyCache`).
+API_KEYS_REFUSED = "auth.api_keys.refused"
+PORTAL_SETTINGS_CHANGED = "conversations.portal_settings.changed"  # the message: a portal's slug
+KB_PORTALS_CHANGED = "kb.portals.changed"  # the message: the slug of the portal whose kb switches changed
+ANNOUNCEMENTS = (PORTALS_CHANGED, API_KEYS_CHANGED, API_KEYS_REFUSED, PORTAL_SETTINGS_CHANGED, KB_PORTALS_CHANGED)

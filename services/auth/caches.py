@@ -22,20 +22,13 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from contracts.errors import ErrorCode, ServiceError
+from contracts.subjects import API_KEYS_CHANGED, API_KEYS_REFUSED, PORTALS_CHANGED
 from contracts.rpc import ApiKeyIdentity
 from services.auth.models import ApiKey, Portal, PortalSecret, User
 from services.auth.tokens import SigningKey
 from services.runtime.announced import AnnouncedCache
-from services.runtime.logging import get_logger
 from services.runtime.service import Service
 
-log = get_logger("portico.auth")
-
-PORTALS_CHANGED = "auth.portals.changed"
-API_KEYS_CHANGED = "auth.api_keys.changed"  # the message: the id of a key revoked or changed
-# The message: a client address whose API key was refused (wrong, or sent while the address must wait).
-# Gateways that keep verified keys (services.gateway.auth.ApiKeyCache) ask auth again for that address.
-API_KEYS_REFUSED = "auth.api_keys.refused"
 PORTAL_MAX_AGE_SECONDS = 60.0
 CUSTOMERS_KEPT = 10_000
 
@@ -113,13 +106,7 @@ class ApiKeyCache(AnnouncedCache[KnownApiKey]):
     async def refused(self, client_ip: str) -> None:
         """After a key from `client_ip` was refused: tell every gateway (`API_KEYS_REFUSED`) before the
         refusal is answered, so the address's wait holds on all of them. A failure to publish is logged."""
-        try:
-            if self._connection is None:
-                raise RuntimeError("not listening: call listen() at start")
-            await self._connection.publish(API_KEYS_REFUSED, client_ip.encode())
-            await self._connection.flush(timeout=5)
-        except Exception as exc:
-            log.warning("refusal not announced", subject=API_KEYS_REFUSED, error=repr(exc))
+        await self.publish(API_KEYS_REFUSED, client_ip)
 
     async def get(self, key_hash: str, now: datetime | None = None) -> ApiKeyIdentity | None:
         """Who the key with this hash speaks for, or None: unknown, revoked, or past its `expires_at`."""

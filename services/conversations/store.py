@@ -31,6 +31,7 @@ from contracts.conversations import Viewer
 from contracts.rpc import Actor
 from contracts.envelope import new_id
 from contracts.errors import ErrorCode, ServiceError
+from contracts.subjects import PORTAL_SETTINGS_CHANGED
 from contracts.events import (
     AttachmentRef,
     ConversationClosed,
@@ -83,8 +84,6 @@ _CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 # Seconds a portal's settings are used as read when no change was heard of (a change made to the
 # database by hand, a notice lost while NATS reconnected): the longest a missed change can wait.
 PORTAL_SETTINGS_MAX_AGE = 5.0
-# Core NATS subject on which a replica that changed a portal's settings names the portal (its slug).
-SETTINGS_CHANGED = "conversations.portal_settings.changed"
 
 
 _settings_caches: "weakref.WeakKeyDictionary[Pool, AnnouncedCache[PortalRules]]" = weakref.WeakKeyDictionary()
@@ -95,14 +94,14 @@ def settings_cache(bind: Any) -> AnnouncedCache[PortalRules]:
     """Portals' settings as this process last read them from the database behind `bind` (an Engine, or a
     session's bind), by slug; one cache per connection pool, which an engine shares with its
     `execution_options` copies. Settings change only through `admin.update_settings`, which announces the
-    slug on `SETTINGS_CHANGED` (`AnnouncedCache`: every replica forgets them before the admin is answered);
-    a portal without settings is kept too (as None)."""
+    slug on `contracts.subjects.PORTAL_SETTINGS_CHANGED` (`AnnouncedCache`: every replica forgets them
+    before the admin is answered); a portal without settings is kept too (as None)."""
     pool = bind.pool
     cache = _settings_caches.get(pool)
     if cache is None:
         with _caches_lock:
             cache = _settings_caches.setdefault(pool, AnnouncedCache(
-                SETTINGS_CHANGED, max_age=PORTAL_SETTINGS_MAX_AGE, keep_missing=True))
+                PORTAL_SETTINGS_CHANGED, max_age=PORTAL_SETTINGS_MAX_AGE, keep_missing=True))
     return cache
 
 

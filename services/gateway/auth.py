@@ -2,14 +2,11 @@
 widget's frame; read from the shared `sessions` bucket) or a Bearer API key (`pk_...`, checked by auth and
 then kept for a while by this gateway: `ApiKeyCache`)."""
 
-import base64
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import nats.errors
 import nats.js.errors
 from fastapi import Depends, Request, Response
 from nats.aio.client import Client
@@ -20,16 +17,13 @@ from contracts import operations
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor, ApiKeyIdentity, GetPortalInfo, VerifyApiKey
-from contracts.sessions import SESSION_COOKIE, SESSIONS_BUCKET, SessionRecord, is_session_token, session_key
+from contracts.subjects import API_KEYS_CHANGED, API_KEYS_REFUSED
+from contracts.sessions import SESSION_COOKIE, SessionRecord, is_session_token, session_key
 from services.gateway.deps import PortalSlug, Rpc
 from services.runtime.announced import AnnouncedCache
 from services.runtime.rpc import RpcClient
 
 TOUCH_EVERY = timedelta(minutes=1)
-# auth announces on these core NATS subjects (services.auth.caches) before it answers: a key revoked or
-# changed (the message: its id) and a key refused for a client address (the message: the address).
-API_KEYS_CHANGED = "auth.api_keys.changed"
-API_KEYS_REFUSED = "auth.api_keys.refused"
 API_KEY_MAX_AGE_SECONDS = 60.0
 
 
@@ -55,15 +49,12 @@ class ApiKeyCache(AnnouncedCache[ApiKeyIdentity]):
 
     async def _refused(self, message: Msg) -> None:
         address = message.data.decode()
-        with self._lock:
-            self.generation += 1
-            for entry in [key for key in self._known if key.partition(" ")[2] == address]:
-                del self._known[entry]
+        self.forget_where(lambda entry, _: entry.partition(" ")[2] == address)
 
     def _drop(self, key_id: str) -> None:
         for entry, identity in self.entries():
             if identity is not None and identity.key_id == key_id:
-                self._known.pop(entry, None)
+                self._known.pop(entry, None)  # (the lock is held: `forget` calls this)
 
     async def identity(self, key: str, client_ip: str,
                        verify: Callable[[], Awaitable[ApiKeyIdentity]]) -> ApiKeyIdentity:
@@ -76,8 +67,7 @@ class ApiKeyCache(AnnouncedCache[ApiKeyIdentity]):
         found = await self.aget(entry, verify)
         assert found is not None  # verify() answers an identity or raises
         if found.expires_at is not None and found.expires_at <= now:  # expired while kept: auth refuses it
-            with self._lock:
-                self._known.pop(entry, None)
+            self.forget_where(lambda key, _: key == entry)
             return await verify()
         return found
 
@@ -113,32 +103,6 @@ def bearer_session_token(request: Request) -> str | None:
     return value if scheme.lower() == "bearer" and is_session_token(value) else None
 
 
-_SESSION_GET = f"$JS.API.STREAM.MSG.GET.KV_{SESSIONS_BUCKET}"
-
-
-async def last_value(connection: Client, key: str, timeout: float = 5.0) -> tuple[bytes, int] | None:
-    """The `sessions` bucket's value for `key` and its revision, or None: no such key, or deleted/purged.
-
-    What `KeyValue.get` does, in one JetStream API request read with `json.loads` (nats-py's own also
-    checks the stream's name character by character and builds a `RawStreamMsg` on every call). Raises
-    `nats.js.errors.ServiceUnavailableError` when JetStream does not answer, `nats.errors.TimeoutError`
-    after `timeout` seconds, and `nats.js.errors.APIError` for any other error the server reports.
-    """
-    request = b'{"last_by_subj":"$KV.' + SESSIONS_BUCKET.encode() + b"." + key.encode() + b'"}'
-    try:
-        answer = json.loads((await connection.request(_SESSION_GET, request, timeout=timeout)).data)
-    except nats.errors.NoRespondersError as exc:
-        raise nats.js.errors.ServiceUnavailableError from exc
-    if "error" in answer:
-        if answer["error"].get("code") == 404:
-            return None
-        nats.js.errors.APIError.from_error(answer["error"])
-    message = answer["message"]
-    if message.get("hdrs") and b"KV-Operation" in base64.b64decode(message["hdrs"]):  # DEL or PURGE marker
-        return None
-    return base64.b64decode(message.get("data") or b""), message["seq"]
-
-
 async def read_session(request: Request, *, touch: bool = True) -> tuple[str, SessionRecord] | None:
     """The live session of the request's bearer session token, else of its cookie, or None. `touch=False`
     reads without counting as the customer's activity (the live-update stream re-checks a session that
@@ -147,11 +111,11 @@ async def read_session(request: Request, *, touch: bool = True) -> tuple[str, Se
     if not token or len(token) > 200:
         return None
     kv = request.app.state.sessions()
-    found = await last_value(request.app.state.broker._connection, session_key(token))
-    if found is None:
+    try:
+        entry = await kv.get(session_key(token))
+    except nats.js.errors.KeyNotFoundError:
         return None
-    value, revision = found
-    stored = SessionRecord.model_validate_json(value or b"{}")
+    stored = SessionRecord.model_validate_json(entry.value or b"{}")
     # The portal's lifetime and idle timeout as they are now, not as they were when the session opened.
     record = stored.under(request.app.state.session_policies.get(stored.portal))
     now = datetime.now(UTC)
@@ -160,7 +124,7 @@ async def read_session(request: Request, *, touch: bool = True) -> tuple[str, Se
     if touch and now - record.last_seen_at > TOUCH_EVERY:  # keeps the idle timer fair without a write a request
         record.last_seen_at = now
         try:
-            await kv.update(session_key(token), record.model_dump_json().encode(), last=revision)
+            await kv.update(session_key(token), record.model_dump_json().encode(), last=entry.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             pass  # another request touched it first
     return token, record

@@ -2,8 +2,8 @@
 
 Each replica keeps the portals it has read in memory (`services.runtime.announced.AnnouncedCache`), so that
 a reader's request reads no database for them. A portal's switches change only through `update_switches`,
-which announces the portal's slug on `PORTALS_CHANGED` after its commit: every replica forgets it before the
-admin is answered. Each portal is read again at least every `PORTAL_MAX_AGE_SECONDS` (a change made to the
+which announces the portal's slug on `contracts.subjects.KB_PORTALS_CHANGED` after its commit: every
+replica forgets it before the admin is answered. Each portal is read again at least every `PORTAL_MAX_AGE_SECONDS` (a change made to the
 database by hand, `portico seed`).
 """
 
@@ -17,13 +17,13 @@ from contracts import roles
 from contracts.errors import ErrorCode, ServiceError
 from contracts.kb import GetKbSwitches, KbSettingsView, UpdateKbSwitches
 from contracts.rpc import Actor, GetPortalInfo
+from contracts.subjects import KB_PORTALS_CHANGED
 from services.kb import domain
 from services.kb.models import KbPortal
 from services.runtime.announced import AnnouncedCache
 from services.runtime.readmodel import insert_once
 from services.runtime.service import Service
 
-PORTALS_CHANGED = "kb.portals.changed"  # the message: the slug of the portal whose switches changed
 PORTAL_MAX_AGE_SECONDS = 5.0
 
 
@@ -46,7 +46,7 @@ class KnownPortal:
 
 def install(service: Service) -> AnnouncedCache[KnownPortal]:
     """Give the service its portal cache (`service.resources["portals"]`), kept current as described above."""
-    cache: AnnouncedCache[KnownPortal] = AnnouncedCache(PORTALS_CHANGED, max_age=PORTAL_MAX_AGE_SECONDS)
+    cache: AnnouncedCache[KnownPortal] = AnnouncedCache(KB_PORTALS_CHANGED, max_age=PORTAL_MAX_AGE_SECONDS)
     service.resources["portals"] = cache
 
     async def listen(service: Service) -> None:

@@ -66,6 +66,13 @@ class AnnouncedCache(Generic[V]):
             else:
                 self._drop(name)
 
+    def forget_where(self, matches: Callable[[str, V | None], bool]) -> None:
+        """Forget the entries for which `matches(key, value)` is true, and every read still under way."""
+        with self._lock:
+            self.generation += 1
+            for key in [key for key, (value, _) in self._known.items() if matches(key, value)]:
+                del self._known[key]
+
     def _drop(self, name: str) -> None:
         """Forget the entries a change naming `name` touches (called with the lock held): the key itself."""
         self._known.pop(name, None)
@@ -118,11 +125,17 @@ class AnnouncedCache(Generic[V]):
         """After a change is committed: forget it here, and tell every replica before the change is
         answered. A failure to publish is logged: the other replicas then read again within `max_age`."""
         self.forget(name)
+        await self.publish(self.subject, name)
+
+    async def publish(self, subject: str, name: str) -> None:
+        """Publish `name` on `subject` over the connection `listen` was given, and wait until the server
+        has it (so that it reaches every subscriber before anything this process sends afterwards). A
+        failure is logged, not raised: the other replicas then read again within `max_age`."""
         connection = self._connection
         try:
             if connection is None:
                 raise RuntimeError("not listening: call listen() at start")
-            await connection.publish(self.subject, name.encode())
+            await connection.publish(subject, name.encode())
             await connection.flush(timeout=5)
         except Exception as exc:
-            log.warning("change not announced", subject=self.subject, error=repr(exc))
+            log.warning("change not announced", subject=subject, error=repr(exc))
