@@ -37,14 +37,13 @@ async def verify_api_key(service: Service, request: VerifyApiKey) -> ApiKeyIdent
     """The key's org and role, or `unauthorized`; wrong keys count against the client address
     (`limits.API_KEY_FAILURES_PER_IP`: `rate_limited` while it must wait). Live keys are read from this
     replica's memory (`caches.ApiKeyCache`, by the key's hash), which a revocation empties on every replica
-    before it is answered. A refusal is announced to the gateways before it is answered
-    (`caches.ApiKeyCache.refused`: they keep verified keys, and must ask again for that address)."""
+    before it is answered. A wrong key is announced to the gateways before it is answered
+    (`caches.ApiKeyCache.refused`: they keep verified keys, and forget those of that address). Tries while
+    the address waits are not announced: the wrong key that began the wait was, and no key is verified (so
+    none kept) from the address until the wait ends; announcing each would let a blocked client make every
+    gateway sweep its cache at will."""
     limiter = service.resources["limits"]
-    try:
-        await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
-    except ServiceError:
-        await caches.api_keys(service).refused(request.client_ip)
-        raise
+    await limiter.guard(limits.API_KEY_FAILURES_PER_IP, request.client_ip)
     identity = await caches.api_keys(service).get(hash_api_key(request.key))
     await limiter.settle(identity is not None, limits.API_KEY_FAILURES_PER_IP, request.client_ip)
     if identity is None:

@@ -7,7 +7,6 @@ guessed, and it is lower-case base32 so that mail servers that fold case do not 
 """
 
 import base64
-import hashlib
 import hmac
 import secrets
 from pathlib import Path
@@ -33,7 +32,7 @@ def token_secret(settings: Settings) -> bytes:
 
 
 def _signature(secret: bytes, conversation_id: str) -> str:
-    mac = hmac.new(secret, conversation_id.lower().encode(), hashlib.sha256).digest()[:10]
+    mac = hmac.digest(secret, conversation_id.lower().encode(), "sha256")[:10]
     return base64.b32encode(mac).decode().lower().rstrip("=")
 
 
