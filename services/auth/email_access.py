@@ -2,7 +2,6 @@
 
 import asyncio
 import hashlib
-import json
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
 from services.auth.sessions import open_session, replace_session, session_for
 from services.runtime.logging import get_logger
-from services.runtime.rpc import REPLY_HEADERS, RequestMessage, error_reply
+from services.runtime.rpc import REPLY_HEADERS, RequestMessage, data_body, error_body
 from services.runtime.service import Service
 
 log = get_logger("portico.auth")
@@ -83,13 +82,12 @@ async def start_email_access(service: Service, request: StartEmailAccess) -> Ema
         if not reply_to:
             await _wait_until(started + EMAIL_START_SECONDS)
             raise
-        _answer_at(service, message, started + EMAIL_START_SECONDS, json.dumps(error_reply(exc)))
+        _answer_at(service, message, started + EMAIL_START_SECONDS, error_body(exc))
         raise  # counted as any refusal; the reply above is the only one sent
     if not reply_to:
         await _wait_until(started + EMAIL_START_SECONDS)
     else:
-        _answer_at(service, message, started + EMAIL_START_SECONDS,
-                   f'{{"data":{started_access.model_dump_json()}}}')
+        _answer_at(service, message, started + EMAIL_START_SECONDS, data_body(started_access))
     return started_access
 
 
@@ -97,7 +95,7 @@ async def _wait_until(moment: float) -> None:
     await asyncio.sleep(max(0.0, moment - time.monotonic()))
 
 
-def _answer_at(service: Service, message: RequestMessage, moment: float, body: str) -> None:
+def _answer_at(service: Service, message: RequestMessage, moment: float, body: bytes) -> None:
     """Send `body` (a reply as `Service.answer` sends it) to the request's reply subject at `moment`
     (`time.monotonic()`), and take the reply away from the endpoint, which has none to send then."""
     reply_to = message.reply_to
@@ -107,7 +105,7 @@ def _answer_at(service: Service, message: RequestMessage, moment: float, body: s
     async def answer() -> None:
         await _wait_until(moment)
         try:
-            await connection.publish(reply_to, body.encode(), headers=REPLY_HEADERS)
+            await connection.publish(reply_to, body, headers=REPLY_HEADERS)
         except Exception as exc:  # the caller times out, as when a replica dies mid-request
             log.warning("e-mail access answer not sent", error=repr(exc))
 

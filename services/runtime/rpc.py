@@ -15,7 +15,6 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from faststream.middlewares import ExceptionMiddleware
 from faststream.nats import NatsBroker
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -66,15 +65,15 @@ def error_reply(exc: Exception) -> dict:
     return {"error": ErrorCode.internal_error.value, "message": "The service failed to answer; see its logs."}
 
 
-def error_middleware() -> ExceptionMiddleware:
-    """Turns exceptions in RPC endpoints into error replies, so a caller never waits for a timeout."""
-    middleware = ExceptionMiddleware()
+def error_body(exc: Exception) -> bytes:
+    """`error_reply(exc)` as the JSON bytes an endpoint sends."""
+    return json.dumps(error_reply(exc)).encode()
 
-    @middleware.add_handler(Exception, publish=True)
-    async def _error(exc: Exception) -> dict:
-        return error_reply(exc)
 
-    return middleware
+def data_body(reply: BaseModel) -> bytes:
+    """A reply model as the JSON bytes an endpoint sends: `{"data": <reply>}` (what `RpcClient` reads, and
+    `RpcClient.call_json` passes through)."""
+    return b'{"data":' + reply.__pydantic_serializer__.to_json(reply) + b"}"
 
 
 Responder = Callable[[Msg], Awaitable[bytes]]
@@ -112,7 +111,7 @@ async def serve(connection: Client, subject: str, queue: str, respond: Responder
         try:
             body = await respond(msg)
         except Exception as exc:
-            body = json.dumps(error_reply(exc)).encode()
+            body = error_body(exc)
         await _reply(connection, subject, msg, body)
 
     if concurrency is None:
@@ -175,7 +174,7 @@ class RpcClient:
         """`call`, but the reply as JSON (the reply model as the service serialised it), for a gateway route
         that answers with it as it is: neither read into a model nor written out again. Raises as `call`."""
         data = await self._ask(operation, request, timeout)
-        if data.startswith(b'{"data":{') and data.endswith(b"}"):  # how `services.runtime.service` answers
+        if data.startswith(b'{"data":{') and data.endswith(b"}"):  # how `data_body` writes it
             return data[8:-1]
         reply = self._reply_of(operation, data)
         return reply.__pydantic_serializer__.to_json(reply)

@@ -35,7 +35,7 @@ from services.runtime.nats import (
     stream_config,
 )
 from services.runtime.outbox import OUTBOX_WRITTEN, OutboxRelay, pending_count
-from services.runtime.rpc import RequestMessage, RpcClient, error_middleware, serve
+from services.runtime.rpc import RequestMessage, RpcClient, data_body, serve
 from services.runtime.settings import Settings
 
 log = get_logger("portico.service")
@@ -55,8 +55,7 @@ class Service:
         self.settings = settings
         self.instance = new_id()
         self.engine = make_engine(database_url or settings.database_url(name))
-        self.broker = NatsBroker(settings.nats_servers, middlewares=[error_middleware()], logger=None,
-                                 **CONNECT_OPTIONS)
+        self.broker = NatsBroker(settings.nats_servers, logger=None, **CONNECT_OPTIONS)
         self.relay = OutboxRelay(self.engine, lambda: self.broker.config.connection_state.stream,
                                  batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
                                  retention=timedelta(hours=settings.outbox_retention_hours))
@@ -137,7 +136,7 @@ class Service:
             finally:
                 timer.observe(time.perf_counter() - started, outcome)
                 correlation_id.reset(token)
-            return b'{"data":' + reply.__pydantic_serializer__.to_json(reply) + b"}"
+            return data_body(reply)
 
         self._responders.append((operation, respond, inspect.getdoc(handler)))
 
