@@ -1,7 +1,8 @@
 """Sign-in sessions, kept in the NATS KV bucket `sessions`: written by auth, read by every gateway.
 
 The cookie carries a random token; the bucket key is its SHA-256, so reading the bucket never
-yields a usable token. Deleting the key logs out on every gateway replica at once.
+yields a usable token. Deleting the key and announcing it (`contracts.subjects.SESSIONS_ENDED`: gateways
+keep the sessions they read for a few seconds) logs out on every gateway replica at once.
 """
 
 import hashlib

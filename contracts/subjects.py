@@ -42,4 +42,8 @@ API_KEYS_CHANGED = "auth.api_keys.changed"  # the message: the id of an API key 
 API_KEYS_REFUSED = "auth.api_keys.refused"
 PORTAL_SETTINGS_CHANGED = "conversations.portal_settings.changed"  # the message: a portal's slug
 KB_PORTALS_CHANGED = "kb.portals.changed"  # the message: the slug of the portal whose kb switches changed
-ANNOUNCEMENTS = (PORTALS_CHANGED, API_KEYS_CHANGED, API_KEYS_REFUSED, PORTAL_SETTINGS_CHANGED, KB_PORTALS_CHANGED)
+# The message: the `sessions` bucket key of a session ended (logout, replaced, a staff member disabled or
+# given another role); every gateway forgets what it kept of it (`services.gateway.auth.SessionCache`).
+SESSIONS_ENDED = "auth.sessions.ended"
+ANNOUNCEMENTS = (PORTALS_CHANGED, API_KEYS_CHANGED, API_KEYS_REFUSED, PORTAL_SETTINGS_CHANGED, KB_PORTALS_CHANGED,
+                 SESSIONS_ENDED)

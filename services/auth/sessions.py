@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import IdentityLinked
+from contracts.subjects import SESSIONS_ENDED
 from contracts.sessions import (
     MAX_SESSION_DAYS,
     SESSION_POLICIES_BUCKET,
@@ -24,12 +25,15 @@ from contracts.sessions import (
 from services.auth.limits import RATE_BUCKET, RateLimiter, open_window_bucket
 from services.auth.models import Portal, User
 from services.runtime.kv import ensure_bucket
+from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 from services.runtime.service import Service
 
 JTI_BUCKET = "sso_jti"
 SIGN_ON_BUCKET = "sign_on_state"
 JTI_WINDOW = timedelta(hours=2)  # longer than any token's accepted age plus leeway
+
+log = get_logger("portico.auth")
 
 
 async def open_buckets(service: Service) -> None:
@@ -99,14 +103,33 @@ async def open_session(kv: KeyValue, record: SessionRecord) -> str:
 
 
 async def end_session(kv: KeyValue, token: str) -> SessionRecord | None:
-    """Ends the session; returns what it was, or None when there was no such session."""
+    """Ends the session, on every gateway before this returns (`announce_ended`); returns what it was, or
+    None when there was no such session."""
     key = session_key(token)
     try:
         entry = await kv.get(key)
     except nats.js.errors.KeyNotFoundError:
         return None
     await kv.purge(key)
+    await announce_ended(kv, [key])
     return SessionRecord.model_validate_json(entry.value or b"{}")
+
+
+async def announce_ended(kv: KeyValue, keys: list[str]) -> None:
+    """After sessions were purged from the `sessions` bucket `kv`: tell every gateway (`SESSIONS_ENDED`, the
+    message: a session's bucket key), and wait until the server has it, so that every gateway forgets what
+    it kept of them before the ending is answered (`services.gateway.auth.SessionCache`). Published on the
+    bucket's own connection (the one auth answers on). A failure is logged, not raised: the gateways then
+    read those sessions again within their cache's `max_age`."""
+    if not keys:
+        return
+    connection = kv._js._nc  # nats-py keeps the client there; the bucket has no public accessor for it
+    try:
+        for key in keys:
+            await connection.publish(SESSIONS_ENDED, key.encode())
+        await connection.flush(timeout=5)
+    except Exception as exc:
+        log.warning("session end not announced", subject=SESSIONS_ENDED, error=repr(exc))
 
 
 async def replace_session(service: Service, token: str | None, user: User, portal: Portal,

@@ -11,6 +11,7 @@ from services.auth import portals
 from services.auth.accounts import get_or_create_user
 from services.auth.domain import new_password, normalize_email
 from services.auth.models import StaffSession, User
+from services.auth.sessions import announce_ended
 from services.auth.signin import hash_password
 from services.runtime.logging import get_logger
 from services.runtime.service import Service
@@ -69,6 +70,7 @@ async def update_staff(service: Service, request: UpdateStaff) -> StaffUpdated:
     sessions = service.resources["sessions"]
     for key in keys:
         await sessions.purge(key)
+    await announce_ended(sessions, keys)
     log.info("staff changed", user_id=changed.id, role=changed.role, disabled=changed.disabled,
              sessions_ended=len(keys))
     return StaffUpdated(member=changed, sessions_ended=len(keys))

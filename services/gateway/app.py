@@ -24,7 +24,7 @@ from services.gateway import (
     routes_notifications,
     routes_session,
 )
-from services.gateway.auth import ApiKeyCache
+from services.gateway.auth import ApiKeyCache, SessionCache
 from services.gateway.edge import CrossSiteGuard, RequestLog, client_address
 from services.gateway.metrics import HttpMetrics
 from services.gateway.metrics import router as metrics_router
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = NatsBroker(settings.nats_servers, logger=None, **CONNECT_OPTIONS)
 
     buckets: dict[str, KeyValue] = {}
-    session_policies = SessionPolicies()
+    session_cache = SessionCache()
+    session_policies = SessionPolicies(on_change=session_cache.forget_portal)
     live = LiveFeed()
     api_keys = ApiKeyCache()
     listening: list[bool] = []
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await live.start(broker.config.connection_state.stream)
                 if not listening:  # nats-py subscribes again by itself after a reconnect
                     await api_keys.listen(broker._connection)
+                    await session_cache.listen(broker._connection)
                     listening.append(True)
         log.info("gateway connected to NATS")
 
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rpc = RpcClient(broker, timeout=settings.rpc_timeout)
     app.state.sessions = sessions
     app.state.session_policies = session_policies
+    app.state.session_cache = session_cache
     app.state.live = live
     app.state.api_keys = api_keys
     app.state.is_connected = lambda: bus_connected(broker)

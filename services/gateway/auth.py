@@ -1,9 +1,10 @@
 """Who is calling: a session (its token in the cookie, or as `Authorization: Bearer ps_...` from the chat
-widget's frame; read from the shared `sessions` bucket) or a Bearer API key (`pk_...`, checked by auth and
-then kept for a while by this gateway: `ApiKeyCache`)."""
+widget's frame; read from the shared `sessions` bucket and kept for a while by this gateway: `SessionCache`)
+or a Bearer API key (`pk_...`, checked by auth and then kept for a while by this gateway: `ApiKeyCache`)."""
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -11,13 +12,14 @@ import nats.js.errors
 from fastapi import Depends, Request, Response
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from contracts import operations
 from contracts.conversations import Viewer
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Actor, ApiKeyIdentity, GetPortalInfo, VerifyApiKey
-from contracts.subjects import API_KEYS_CHANGED, API_KEYS_REFUSED
+from contracts.subjects import API_KEYS_CHANGED, API_KEYS_REFUSED, SESSIONS_ENDED
 from contracts.sessions import SESSION_COOKIE, SessionRecord, is_session_token, session_key
 from services.gateway.deps import PortalSlug, Rpc
 from services.runtime.announced import AnnouncedCache
@@ -25,6 +27,7 @@ from services.runtime.rpc import RpcClient
 
 TOUCH_EVERY = timedelta(minutes=1)
 API_KEY_MAX_AGE_SECONDS = 60.0
+SESSION_MAX_AGE_SECONDS = 10.0
 
 
 class ApiKeyCache(AnnouncedCache[ApiKeyIdentity]):
@@ -72,6 +75,61 @@ class ApiKeyCache(AnnouncedCache[ApiKeyIdentity]):
         return found
 
 
+@dataclass(frozen=True)
+class KeptSession:
+    """A session as the `sessions` bucket holds it (before its portal's current policy), and the revision
+    it was read or last written at (what the idle-timeout touch updates against)."""
+
+    record: SessionRecord  # never changed in place: a touch keeps a copy
+    revision: int
+
+
+class SessionCache(AnnouncedCache[KeptSession]):
+    """Sessions by their bucket key (the token's SHA-256, never the token), as this gateway last read or
+    touched them, so that a request reads no KV entry.
+
+    Kept as every announced cache is (`services.runtime.announced`): forgotten when auth announces the
+    session's end (`SESSIONS_ENDED`: a logout, a sign-in replacing it, a staff member disabled or given
+    another role; published before auth answers, so the session is refused at once on every gateway), when
+    the NATS connection was re-established, when the portal's session policy changes (`forget_portal`), and
+    after `SESSION_MAX_AGE_SECONDS`. Another gateway's idle-timeout touch makes what is kept here older than
+    the truth, never younger: a kept session that looks ended is read again before it is refused
+    (`read_session`). Missing sessions are not kept. Until `listen` is called nothing is kept.
+    """
+
+    def __init__(self, max_age: float = SESSION_MAX_AGE_SECONDS) -> None:
+        super().__init__(SESSIONS_ENDED, max_age=max_age)
+
+    async def read(self, kv: KeyValue, key: str, *, again: bool = False) -> tuple[KeptSession | None, bool]:
+        """(the session of bucket key `key` or None, whether it was read from `kv` just now). `again`: read
+        it from `kv` even when kept."""
+        read: list[bool] = []
+
+        async def load() -> KeptSession | None:
+            read.append(True)
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            return KeptSession(SessionRecord.model_validate_json(entry.value or b"{}"), entry.revision or 0)
+
+        if self._connection is None:  # not hearing auth's announcements yet: keep nothing
+            return await load(), True
+        if again:
+            self.forget(key)
+        return await self.aget(key, load), bool(read)
+
+    def touched(self, key: str, kept: KeptSession, generation: int) -> None:
+        """Keep `kept` (written to the bucket by this gateway) unless a change was heard since
+        `generation`."""
+        if self._connection is not None:
+            self._keep(key, kept, generation)
+
+    def forget_portal(self, portal: str) -> None:
+        """Forget the sessions of `portal` (its session policy changed: they are read again under it)."""
+        self.forget_where(lambda _, kept: kept is not None and kept.record.portal == portal)
+
+
 class SessionView(BaseModel):
     """`GET /api/v1/session`: who is signed in, how, and until when."""
 
@@ -110,23 +168,31 @@ async def read_session(request: Request, *, touch: bool = True) -> tuple[str, Se
     token = bearer_session_token(request) or request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
-    kv = request.app.state.sessions()
-    try:
-        entry = await kv.get(session_key(token))
-    except nats.js.errors.KeyNotFoundError:
-        return None
-    stored = SessionRecord.model_validate_json(entry.value or b"{}")
-    # The portal's lifetime and idle timeout as they are now, not as they were when the session opened.
-    record = stored.under(request.app.state.session_policies.get(stored.portal))
+    state = request.app.state
+    kv = state.sessions()  # refuses at once while the bus is unreachable, kept sessions or not
+    cache: SessionCache = state.session_cache
+    key = session_key(token)
+    kept, read = await cache.read(kv, key)
     now = datetime.now(UTC)
-    if not record.is_live(now):
-        return None
+    while True:
+        if kept is None:
+            return None
+        # The portal's lifetime and idle timeout as they are now, not as they were when the session opened.
+        record = kept.record.under(state.session_policies.get(kept.record.portal))
+        if record.is_live(now):
+            break
+        if read:
+            return None
+        # Kept here, and perhaps touched since on another gateway: the bucket has the last word.
+        kept, read = await cache.read(kv, key, again=True)
     if touch and now - record.last_seen_at > TOUCH_EVERY:  # keeps the idle timer fair without a write a request
-        record.last_seen_at = now
+        record = record.model_copy(update={"last_seen_at": now})
+        generation = cache.generation
         try:
-            await kv.update(session_key(token), record.model_dump_json().encode(), last=entry.revision)
+            revision = await kv.update(key, record.model_dump_json().encode(), last=kept.revision)
+            cache.touched(key, KeptSession(record, revision), generation)
         except nats.js.errors.KeyWrongLastSequenceError:
-            pass  # another request touched it first
+            cache.forget(key)  # touched on another gateway (or by another request) first: read it again next time
     return token, record
 
 

@@ -6,6 +6,7 @@ no database read and no extra round trip per request.
 """
 
 import asyncio
+from collections.abc import Callable
 
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -19,8 +20,12 @@ log = get_logger("portico.gateway")
 
 
 class SessionPolicies:
-    def __init__(self) -> None:
+    """`on_change(portal)`: called when a portal's policy is read or changes (the gateway forgets the
+    sessions it kept for that portal: `services.gateway.auth.SessionCache.forget_portal`)."""
+
+    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
         self._by_portal: dict[str, SessionPolicy] = {}
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
 
@@ -48,11 +53,14 @@ class SessionPolicies:
     def _apply(self, entry: KeyValue.Entry) -> None:
         if entry.operation in ("DEL", "PURGE"):
             self._by_portal.pop(entry.key, None)
-            return
-        try:
-            self._by_portal[entry.key] = SessionPolicy.model_validate_json(entry.value or b"{}")
-        except ValidationError:
-            log.warning("unreadable session policy ignored", portal=entry.key)
+        else:
+            try:
+                self._by_portal[entry.key] = SessionPolicy.model_validate_json(entry.value or b"{}")
+            except ValidationError:
+                log.warning("unreadable session policy ignored", portal=entry.key)
+                return
+        if self._on_change is not None:
+            self._on_change(entry.key)
 
     async def stop(self) -> None:
         watcher, task, self._watcher, self._task = self._watcher, self._task, None, None
