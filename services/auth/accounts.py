@@ -1,8 +1,7 @@
 """Finding and creating accounts; the one place `UserRegistered` is recorded."""
 
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
@@ -15,6 +14,7 @@ from contracts.rpc import (CustomerAccount, EnsureCustomer, GetPortalInfo, ListP
 from services.auth.caches import portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
+from services.runtime.db import Prepared, connection_of
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 
@@ -77,10 +77,11 @@ def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, 
               "role": role, "password_hash": password_hash, "created_at": datetime.now(UTC), "disabled_at": None}
     if session.new:
         session.flush()  # the org or portal this account belongs to may be new in this transaction
-    connection = session.connection()
+    connection = connection_of(session)
     # INSERT .. ON CONFLICT (org_id, email) DO NOTHING RETURNING id: a racing first login's account (committed
-    # meanwhile) makes it write nothing, without a savepoint or an error to recover from.
-    if connection.execute(_insert_user(connection.dialect.name), values).first() is None:
+    # meanwhile) makes it write nothing, without a savepoint or an error to recover from. Prepared: compiled
+    # once, run on the transaction's DBAPI cursor.
+    if _INSERT_USER[connection.dialect.name].first(connection, values) is None:
         return session.exec(select(User).where(User.org_id == org_id, User.email == email)).one(), False
     record_event(session, UserRegistered(
         user_id=values["id"], email=email, display_name=display_name, kind=kind,  # type: ignore[arg-type]
@@ -90,11 +91,10 @@ def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, 
     return User(**values), True
 
 
-@lru_cache(maxsize=4)
-def _insert_user(dialect: str) -> Any:
-    table = User.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=[table.c.org_id, table.c.email]).returning(table.c.id)
+_USERS = User.__table__  # type: ignore[attr-defined]
+_INSERT_USER = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(
+    dialect.insert(_USERS).on_conflict_do_nothing(index_elements=[_USERS.c.org_id, _USERS.c.email])
+    .returning(_USERS.c.id)) for dialect in (postgresql, sqlite)}
 
 
 def ensure_customer(session: Session, request: EnsureCustomer) -> CustomerAccount:

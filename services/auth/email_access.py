@@ -7,7 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from sqlmodel import Session, col, insert, select, update
+from sqlalchemy import bindparam, case, null
+from sqlalchemy import insert as core_insert
+from sqlalchemy import select as core_select
+from sqlalchemy import update as core_update
+from sqlmodel import Session, select
 
 from contracts import operations
 from contracts.envelope import new_id
@@ -25,6 +29,7 @@ from services.auth.caches import customers, portals
 from services.auth.domain import normalize_email
 from services.auth.models import AccessCode, Portal, User
 from services.auth.sessions import open_session, replace_session, session_for
+from services.runtime.db import Prepared, UtcDateTime, connection_of
 from services.runtime.logging import get_logger
 from services.runtime.rpc import REPLY_HEADERS, RequestMessage, data_body, error_body
 from services.runtime.service import Service
@@ -42,6 +47,28 @@ def _code_hash(code_id: str, code: str) -> str:
     return hashlib.sha256(f"{code_id}:{code}".encode()).hexdigest()
 
 
+_CODES = AccessCode.__table__  # type: ignore[attr-defined]
+_INSERT_CODE = Prepared(core_insert(_CODES))
+# Earlier codes of the account on the portal stop working when a new one is sent.
+_RETIRE_CODES = Prepared(core_update(_CODES).where(
+    _CODES.c.user_id == bindparam("of_user"), _CODES.c.portal_id == bindparam("of_portal"), _CODES.c.used_at.is_(None))
+    .values(used_at=bindparam("now", type_=UtcDateTime)))
+# The account's current code on the portal (at most one is unused: `issue_code` retires the others).
+_CURRENT_CODE = Prepared(core_select(_CODES.c.id, _CODES.c.code_hash, _CODES.c.expires_at).where(
+    _CODES.c.user_id == bindparam("of_user"), _CODES.c.portal_id == bindparam("of_portal"), _CODES.c.used_at.is_(None))
+    .order_by(_CODES.c.created_at.desc()).limit(1))
+# A try counted on a code nobody has used meanwhile (single use, on PostgreSQL too: the row's lock orders two
+# tries, and the second finds it used); the right code is used up, and so is a wrong one at the last try.
+_RIGHT_TRY = Prepared(core_update(_CODES).where(_CODES.c.id == bindparam("of_code"), _CODES.c.used_at.is_(None))
+                      .values(attempts=_CODES.c.attempts + 1, used_at=bindparam("now", type_=UtcDateTime))
+                      .returning(_CODES.c.attempts))
+_WRONG_TRY = Prepared(core_update(_CODES).where(_CODES.c.id == bindparam("of_code"), _CODES.c.used_at.is_(None))
+                      .values(attempts=_CODES.c.attempts + 1,
+                              used_at=case((_CODES.c.attempts + 1 >= CODE_TRIES, bindparam("now", type_=UtcDateTime)),
+                                           else_=null()))
+                      .returning(_CODES.c.attempts))
+
+
 def issue_code(session: Session, portal: Portal | str, email: str,
                known: User | None = None) -> tuple[Portal, User, str]:
     """The account (created if new, with `UserRegistered`) and a fresh code; earlier codes stop working.
@@ -52,15 +79,17 @@ def issue_code(session: Session, portal: Portal | str, email: str,
     user = known or get_or_create_user(session, org_id=portal.org_id, email=email, kind="customer",
                                        method="email", portal=portal.slug)[0]
     now = datetime.now(UTC)
-    # Plain statements (no objects in the session to keep in step): a code request writes two rows' worth.
-    session.exec(update(AccessCode).where(  # type: ignore[call-overload]
-        AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
-        .values(used_at=now).execution_options(synchronize_session=False))
+    # Prepared statements on the transaction's connection (no ORM objects, no statement compiled per request):
+    # a code request writes two rows' worth.
+    if session.new:
+        session.flush()  # an account or portal added in this transaction comes first (the rows refer to it)
+    connection = connection_of(session)
+    _RETIRE_CODES.execute(connection, {"of_user": user.id, "of_portal": portal.id, "now": now}).close()
     code = f"{secrets.randbelow(10**6):06d}"
     code_id = new_id()
-    session.exec(insert(AccessCode).values(  # type: ignore[call-overload]
-        id=code_id, portal_id=portal.id, user_id=user.id, code_hash=_code_hash(code_id, code), created_at=now,
-        expires_at=now + CODE_LIFETIME, attempts=0))
+    _INSERT_CODE.execute(connection, {
+        "id": code_id, "portal_id": portal.id, "user_id": user.id, "code_hash": _code_hash(code_id, code),
+        "created_at": now, "expires_at": now + CODE_LIFETIME, "attempts": 0, "used_at": None}).close()
     return portal, user, code
 
 
@@ -160,26 +189,27 @@ async def _email_portal(service: Service, slug: str) -> Portal:
 
 def check_code(session: Session, portal: Portal, email: str, code: str,
                known: User | None = None) -> tuple[CodeCheck, Portal, User | None]:
-    """Counts the try (committed even when wrong) and uses the code up when right. `known`: the account as
-    this replica keeps it (`caches.CustomerCache`), when it does: not read again."""
+    """Counts the try (committed even when wrong) and uses the code up when right, or when wrong at the
+    `CODE_TRIES`-th try. Each try is one conditional UPDATE of the still unused code, so of simultaneous tries
+    (other replicas, PostgreSQL too) only one can use a code, and every try is counted. `known`: the account
+    as this replica keeps it (`caches.CustomerCache`), when it does: not read again."""
     user = known or session.exec(select(User).where(User.org_id == portal.org_id, User.email == email)).first()
     if user is None:
         return CodeCheck.wrong, portal, None
     now = datetime.now(UTC)
-    current = session.exec(select(AccessCode).where(
-        AccessCode.user_id == user.id, AccessCode.portal_id == portal.id, col(AccessCode.used_at).is_(None))
-        .order_by(col(AccessCode.created_at).desc())).first()
+    connection = connection_of(session)
+    current = _CURRENT_CODE.first(connection, {"of_user": user.id, "of_portal": portal.id})
     if current is None:
         return CodeCheck.wrong, portal, None
-    if current.expires_at <= now:
+    if current["expires_at"] <= now:
         return CodeCheck.expired, portal, None
-    current.attempts += 1
-    session.add(current)
-    if secrets.compare_digest(current.code_hash, _code_hash(current.id, code.strip())):
-        current.used_at = now
+    right = secrets.compare_digest(current["code_hash"], _code_hash(current["id"], code.strip()))
+    counted = (_RIGHT_TRY if right else _WRONG_TRY).first(connection, {"of_code": current["id"], "now": now})
+    if counted is None:  # used meanwhile by another try
+        return CodeCheck.wrong, portal, None
+    if right:
         return CodeCheck.ok, portal, user
-    if current.attempts >= CODE_TRIES:
-        current.used_at = now
+    if counted["attempts"] >= CODE_TRIES:
         return CodeCheck.exhausted, portal, None
     return CodeCheck.wrong, portal, None
 

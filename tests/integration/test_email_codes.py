@@ -49,6 +49,15 @@ async def test_code_signs_in_once(settings, portal):
     assert again.status_code == 401 and again.json()["error"] == "invalid_code"
 
 
+async def test_a_code_tried_at_once_by_several_browsers_signs_in_one(settings, portal):
+    await portal.client.post(EMAIL_PATH, json={"email": "race@example.com"})
+    code = code_for(settings, "race@example.com")
+    answers = await asyncio.gather(*(portal.client.post(VERIFY, json={"email": "race@example.com", "code": code})
+                                     for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401], [a.text for a in answers]
+    assert all(a.json()["error"] == "invalid_code" for a in answers if a.status_code == 401)
+
+
 async def test_a_new_code_replaces_the_old_and_wrong_tries_are_limited(settings, portal):
     await portal.client.post(EMAIL_PATH, json={"email": "tries@example.com"})
     first = code_for(settings, "tries@example.com")
