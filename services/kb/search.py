@@ -17,6 +17,7 @@ current when it started and never waits for a rebuild.
 """
 
 import html
+import json
 import re
 import threading
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ import tantivy
 from rapidfuzz import fuzz, process
 from sqlmodel import Session, col, select
 
+from contracts.kb import ArticleSummary
 from services.kb.models import Article, Category
 
 WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
@@ -48,18 +50,71 @@ def words(text_: str) -> list[str]:
     return [w.lower() for w in WORD.findall(text_)]
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One article of a result page, from the index alone (no database read): what a summary shows."""
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """What the index keeps of a published article beside tantivy (which stores only its id): what a summary
+    shows, its words' source for the typo vocabulary, its body for snippets, and its summary written once as
+    the reply's JSON."""
 
-    article_id: str
+    portal: str
     slug: str
     title: str
     category: str | None
     visibility: str
     locale: str
-    updated_at: str  # ISO 8601, UTC
+    updated_at: str  # ISO 8601
+    body: str
+    summary_json: bytes  # `summary_head`: the ArticleSummary's JSON up to its snippet's value
+
+
+def summary_head(summary: ArticleSummary) -> bytes:
+    """`summary` (its snippet None) as pydantic writes it in a reply, less the snippet's value and the closing
+    brace: `{"slug":...,"snippet":`. The snippet is the last field (`contracts.kb.ArticleSummary`)."""
+    written = summary.__pydantic_serializer__.to_json(summary)
+    assert written.endswith(b'"snippet":null}'), "ArticleSummary's last field is its snippet"
+    return written[:-len(b"null}")]
+
+
+# Writes a str as JSON the way pydantic (serde_json) does: `"` and `\` escaped, control characters as \n,
+# \t, ... or \u00XX, everything else (non-ASCII too) as it is.
+json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One article of a result page, from the index alone (no database read): what a summary shows."""
+
+    article_id: str
+    article: Indexed  # slug, title, category, visibility, locale, updated_at: what a summary shows
     snippet: str  # safe HTML: escaped text, matches in <mark>
+
+    @property
+    def slug(self) -> str:
+        return self.article.slug
+
+    @property
+    def title(self) -> str:
+        return self.article.title
+
+    @property
+    def category(self) -> str | None:
+        return self.article.category
+
+    @property
+    def visibility(self) -> str:
+        return self.article.visibility
+
+    @property
+    def locale(self) -> str:
+        return self.article.locale
+
+    @property
+    def updated_at(self) -> str:
+        return self.article.updated_at
+
+    def summary_json(self) -> bytes:
+        """The hit as a reply's `ArticleSummary`, JSON, as pydantic writes it."""
+        return self.article.summary_json + json_string(self.snippet).encode() + b"}"
 
 
 @dataclass(frozen=True)
@@ -107,21 +162,19 @@ def correct(query: str, known: Words) -> tuple[list[str], bool]:
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    for name in ("id", "portal", "visibility", "category"):  # exact values: filters and the summary
-        builder.add_text_field(name, stored=True, tokenizer_name="raw")
+    # Only the id is stored: the rest of what a hit shows is kept beside the index (`Indexed`), where reading
+    # it costs no decompression of tantivy's document store.
+    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    for name in ("portal", "visibility", "category"):  # exact values: filters
+        builder.add_text_field(name, stored=False, tokenizer_name="raw")
     # Who may see the article, as one term per reader scope (`scope_term`): a search filters on one term.
     builder.add_text_field("scope", stored=False, index_option="basic", tokenizer_name="raw")
     for name in ("slug", "locale", "updated_at"):
-        builder.add_text_field(name, stored=True, index_option="basic", tokenizer_name="raw")
-    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
-    builder.add_text_field("body", stored=True, tokenizer_name="en_stem")
-    builder.add_integer_field("version", stored=True)
+        builder.add_text_field(name, stored=False, index_option="basic", tokenizer_name="raw")
+    builder.add_text_field("title", stored=False, tokenizer_name="en_stem")
+    builder.add_text_field("body", stored=False, tokenizer_name="en_stem")
+    builder.add_integer_field("version", stored=False)
     return builder.build()
-
-
-def _first(doc: tantivy.Document, name: str) -> str:
-    values = doc.get_all(name)
-    return values[0] if values else ""
 
 
 def marked(snippet: tantivy.Snippet) -> str:
@@ -232,7 +285,9 @@ class SearchIndex:
         self.schema = _schema()
         self.index = tantivy.Index(self.schema)  # in memory: rebuilt from the database at start
         self._writer = self.index.writer(WRITER_HEAP, 1)
-        self._searcher = self.index.searcher()
+        # The searcher and what is kept beside it of each article it holds, swapped together by a refresh: a
+        # search reads both at once, so every hit it finds has its `Indexed`.
+        self._view: tuple[tantivy.Searcher, dict[str, Indexed]] = (self.index.searcher(), {})
         self._versions: dict[str, tuple[str, int]] = {}  # indexed article id -> (portal, version)
         self._counts: dict[tuple[str, frozenset[str]], _Counts] = {}
         self._vocabulary: dict[tuple[str, frozenset[str]], Words] = {}
@@ -246,7 +301,7 @@ class SearchIndex:
             self._writer.delete_all_documents()
             self._versions, self._counts, self._vocabulary = {}, {}, {}
             rows = session.exec(select(Article).where(Article.status == "published")).all()
-            self._write(session, rows, [])
+            self._write(session, rows, [], afresh=True)
             return len(rows)
 
     def refresh(self, session: Session, article_ids: Iterable[str]) -> int:
@@ -271,26 +326,31 @@ class SearchIndex:
                 counts = self._counts.setdefault((portal, scope), _Counts())
                 (counts.add if added else counts.remove)(found)
 
-    def _write(self, session: Session, published: list[Article], gone: list[str]) -> None:
+    def _write(self, session: Session, published: list[Article], gone: list[str], afresh: bool = False) -> None:
         categories = dict(session.exec(select(Category.id, Category.slug).where(
             col(Category.id).in_({a.category_id for a in published if a.category_id}))).all())
         portals = set()
-        searcher = self._searcher
+        kept = {} if afresh else dict(self._view[1])  # searches meanwhile read the one they started with
         for article_id in gone + [a.id for a in published if a.id in self._versions]:
             # What the index holds of it now: its words leave the vocabulary.
-            found = searcher.search(tantivy.Query.term_query(self.schema, "id", article_id), 1).hits
-            if found:
-                old = searcher.doc(found[0][1])
-                self._count(_first(old, "portal"), _first(old, "visibility"),
-                            article_words(_first(old, "title"), _first(old, "body")), added=False)
+            old = kept.pop(article_id, None)
+            if old is not None:
+                self._count(old.portal, old.visibility, article_words(old.title, old.body), added=False)
             self._writer.delete_documents_by_term("id", article_id)
             portals.add(self._versions.pop(article_id)[0])
         for a in published:
+            category, updated_at = categories.get(a.category_id or "", ""), a.updated_at.isoformat()
             self._writer.add_document(tantivy.Document(
                 id=a.id, portal=a.portal, visibility=a.visibility,
-                scope=[scope_term(a.portal, scope) for scope in READER_SCOPES if a.visibility in scope], category=categories.get(a.category_id or "", ""),
-                slug=a.slug, locale=a.locale, updated_at=a.updated_at.isoformat(), title=a.title, body=a.body_text,
-                version=a.version))
+                scope=[scope_term(a.portal, scope) for scope in READER_SCOPES if a.visibility in scope],
+                category=category, slug=a.slug, locale=a.locale, updated_at=updated_at, title=a.title,
+                body=a.body_text, version=a.version))
+            summary = ArticleSummary(slug=a.slug, title=a.title, category=category or None,
+                                     visibility=a.visibility, locale=a.locale,  # type: ignore[arg-type]
+                                     updated_at=updated_at)  # type: ignore[arg-type]
+            kept[a.id] = Indexed(portal=a.portal, slug=a.slug, title=a.title, category=category or None,
+                                 visibility=a.visibility, locale=a.locale, updated_at=updated_at, body=a.body_text,
+                                 summary_json=summary_head(summary))
             self._count(a.portal, a.visibility, article_words(a.title, a.body_text), added=True)
             self._versions[a.id] = (a.portal, a.version)
             portals.add(a.portal)
@@ -301,7 +361,7 @@ class SearchIndex:
             for scope in READER_SCOPES:
                 counts = self._counts.get((portal, scope))
                 vocabulary[(portal, scope)] = counts.words() if counts else NO_WORDS
-        self._searcher, self._vocabulary = self.index.searcher(), vocabulary
+        self._view, self._vocabulary = (self.index.searcher(), kept), vocabulary
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -352,7 +412,7 @@ class SearchIndex:
         ranking, _ = self._match(terms, self.vocabulary(portal, visibilities))
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ranking),
                                              (tantivy.Occur.Must, self._scope(portal, visibilities, None))])
-        return self._searcher.search(query, 1, count=True).count
+        return self._view[0].search(query, 1, count=True).count
 
     def search(self, *, portal: str, visibilities: frozenset[str], terms: list[str], category: str | None,
                limit: int, offset: int) -> tuple[list[Hit], bool]:
@@ -362,7 +422,7 @@ class SearchIndex:
         terms = [t for t in terms if WORD.fullmatch(t)]
         if not terms or limit <= 0:
             return [], False
-        searcher = self._searcher
+        searcher, kept = self._view
         ranking, highlighted = self._match(terms, self.vocabulary(portal, visibilities))
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ranking),
                                              (tantivy.Occur.Must, self._scope(portal, visibilities, category))])
@@ -376,17 +436,16 @@ class SearchIndex:
         prefixes = self._snippet_prefixes(searcher, terms)
         hits = []
         for _, address in found:
-            doc = searcher.doc(address)
-            body = _first(doc, "body")
+            article_id = searcher.doc(address).get_first("id")
+            article = kept[article_id]
+            body = article.body
             window = snippet_window(body, prefixes)
             snippet = snippets.snippet_from_doc(tantivy.Document(body=window)) if window is not None else None
             if snippet is None or not snippet.fragment():  # the window missed: the whole body, as it was
-                snippet = snippets.snippet_from_doc(doc)
+                snippet = snippets.snippet_from_doc(tantivy.Document(body=body))
             if snippet.fragment():
                 shown = marked(snippet)
             else:  # a title-only match: the start of the body
                 shown = html.escape(body[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else ""))
-            hits.append(Hit(article_id=_first(doc, "id"), slug=_first(doc, "slug"), title=_first(doc, "title"),
-                            category=_first(doc, "category") or None, visibility=_first(doc, "visibility"),
-                            locale=_first(doc, "locale"), updated_at=_first(doc, "updated_at"), snippet=shown))
+            hits.append(Hit(article_id, article, shown))
         return hits, more

@@ -70,9 +70,12 @@ def error_body(exc: Exception) -> bytes:
     return json.dumps(error_reply(exc)).encode()
 
 
-def data_body(reply: BaseModel) -> bytes:
+def data_body(reply: BaseModel | bytes) -> bytes:
     """A reply model as the JSON bytes an endpoint sends: `{"data": <reply>}` (what `RpcClient` reads, and
-    `RpcClient.call_json` passes through)."""
+    `RpcClient.call_json` passes through). A reply given as bytes is the model already written as JSON by
+    the endpoint (the bytes its serialiser would write, e.g. kb's search page): sent as it is."""
+    if isinstance(reply, bytes):
+        return b'{"data":' + reply + b"}"
     return b'{"data":' + reply.__pydantic_serializer__.to_json(reply) + b"}"
 
 
