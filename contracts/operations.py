@@ -116,7 +116,7 @@ class notifications:
     """`rpc.notifications.<operation>`"""
 
     ping = _op("notifications", "ping", _rpc.Ping, _rpc.Pong)
-    send_email = _op("notifications", "send_email", _rpc.SendEmail, _rpc.EmailSent)
+    send_email = _op("notifications", "send_email", _rpc.SendEmail, _rpc.EmailSent, concurrent=True)
     list_dev_mail = _op("notifications", "list_dev_mail", _notifications.ListDevMail, _notifications.DevMailList)
     list_notifications = _op("notifications", "list_notifications", _notifications.ListNotifications, _notifications.NotificationList)
     retry_notification = _op("notifications", "retry_notification", _notifications.RetryNotification, _notifications.NotificationRetried)

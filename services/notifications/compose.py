@@ -1,8 +1,8 @@
 """Building the e-mails Portico sends: plain-text and HTML parts from templates, threading headers.
 
-Messages are built with the stdlib's `email` package through its compat32 API (`email.mime`, `email.header`,
-`email.utils`) and flattened by `BytesGenerator` with CRLF line ends: the same headers and MIME structure
-the modern `EmailMessage` API gives, at several times less CPU (the modern API parses every header value
+Messages are built with the stdlib's `email` package through its compat32 API (`email.message.Message`,
+`email.header`, `email.utils`) and flattened by `BytesGenerator` with CRLF line ends: the same headers and
+MIME structure the modern `EmailMessage` API gives, at several times less CPU (the modern API parses every header value
 into objects and refolds it; see `bench/notifications.py --profile timings`).
 What the modern API did for us is done here explicitly:
 
@@ -16,14 +16,12 @@ What the modern API did for us is done here explicitly:
 import html
 import re
 import secrets
+from binascii import b2a_qp
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import charset as _charset
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 from functools import cache
@@ -48,8 +46,6 @@ class _Wire(Compat32):
 
 WIRE = _Wire(linesep="\r\n", max_line_length=MAX_LINE)
 
-_UTF8_QP = _charset.Charset("utf-8")
-_UTF8_QP.body_encoding = _charset.QP
 _LONG_LINE = re.compile(r"[^\n]{%d,}" % (MAX_LINE + 1))
 
 
@@ -95,19 +91,21 @@ def text_header(name: str, value: str) -> Header | str:
     return Header(value, "utf-8", header_name=name)
 
 
-def text_part(text: str, subtype: str) -> MIMENonMultipart:
-    """A `text/<subtype>; charset="utf-8"` part: `7bit` when ASCII with short lines, else quoted-printable."""
+def text_part(text: str, subtype: str) -> Message:
+    """A `text/<subtype>; charset="utf-8"` part: `7bit` when ASCII with short lines, else quoted-printable
+    (the stdlib's `binascii.b2a_qp`: lines of at most 76 characters, RFC 2045 6.7). No `MIME-Version`:
+    only the message's own head carries it (RFC 2045 4)."""
     text = text.replace("\r\n", "\n")
     if not text.endswith("\n"):
         text += "\n"  # a text part ends with a line break (as `EmailMessage.set_content` writes it)
-    part = MIMENonMultipart("text", subtype, charset="utf-8")
-    del part["MIME-Version"]  # only the message's own head carries it (RFC 2045 4)
+    part = Message()
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'  # what `MIMEText(.., "utf-8")` writes
     if text.isascii() and not _LONG_LINE.search(text):
         part["Content-Transfer-Encoding"] = "7bit"
         part.set_payload(text)
     else:
         part["Content-Transfer-Encoding"] = "quoted-printable"
-        part.set_payload(_UTF8_QP.body_encode(text))
+        part.set_payload(b2a_qp(text.encode(), istext=True).decode("ascii"))
     return part
 
 
@@ -127,7 +125,9 @@ def reply_email(reply: Reply) -> Message:
     rich = template("reply.html").substitute(
         body_html=html.escape(reply.body).replace("\n", "<br>\n"), portal_name=html.escape(reply.portal_name),
         conversation_url=html.escape(reply.conversation_url, quote=True))
-    message = MIMEMultipart("alternative", boundary=boundary(plain, rich))
+    message = Message()
+    message["Content-Type"] = f'multipart/alternative; boundary="{boundary(plain, rich)}"'
+    message["MIME-Version"] = "1.0"
     subject = reply.subject if reply.subject.lower().startswith("re:") else f"Re: {reply.subject}"
     _head(message, sender=address(reply.portal_name, reply.sender), to=address(reply.to_name, reply.to),
           subject=f"{subject} {subject_tag(reply.conversation_id)}", message_id=reply.message_id)
@@ -137,8 +137,7 @@ def reply_email(reply: Reply) -> Message:
         message["References"] = " ".join(reply.references[-20:])
     # A person wrote this answer: no `Auto-Submitted` (RFC 3834 3.1.7 is for mail a program writes),
     # so the customer's vacation responder may tell them it arrived; its reply is recognised on the way in.
-    message.attach(text_part(plain, "plain"))
-    message.attach(text_part(rich, "html"))
+    message.set_payload([text_part(plain, "plain"), text_part(rich, "html")])
     return message
 
 

@@ -21,27 +21,72 @@ log = get_logger("portico.notifications")
 
 
 async def send_email(service: Service, request: SendEmail) -> EmailSent:
-    """Queue the e-mail (it is then never lost) and try it at once. Its text may hold a secret (an
-    access code): it is never logged, and dropped from the row once sent."""
+    """Queue the e-mail (it is then never lost) and try it at once; answers after that try. Its text may
+    hold a secret (an access code): it is never logged, and dropped from the row once sent.
+
+    Served several at once (the operation is `concurrent`), requests go in rounds: those that come while
+    a round runs go together in the next, where one transaction queues them, one hand-over tries them
+    in the order asked and one transaction records the outcomes (as the sender's rounds do); a request
+    that finds no round running starts one at once. Raises what queueing or the try raised (a queued
+    row is then retried by the sender once its claim runs out, `outbound.CLAIM_FOR`)."""
     notification_id = new_id()
     message_id = f"<{notification_id.lower()}@{service.settings.reply_domain}>"
-
-    def queue(session: Session) -> "Row[Any]":
-        # Written already claimed by this replica (as `outbound._claim` would mark it), and read back by the
-        # same statement: the try below needs no transaction of its own to claim it.
-        at = now()
-        return session.connection().execute(insert(NOTIFICATIONS).returning(*NOTIFICATIONS.c), {
-            "id": notification_id, "cause_event_id": notification_id, "kind": "email", "channel": None,
-            "org_id": None, "portal": None, "conversation_id": None, "message_id": None, "recipient_id": None,
-            "recipient_email": request.to, "subject": request.subject, "body": request.text, "attachments": [],
-            "purpose": request.kind, "email_message_id": message_id, "status": "pending", "attempts": 0,
-            "next_attempt_at": at, "claimed_until": at + CLAIM_FOR, "last_error": None, "created_at": at,
-            "sent_at": None}).one()
-
-    row = await service.transaction(queue)
-    await service.resources["sender"]._deliver([row], NOTHING)  # noqa: SLF001 (a row claimed above)
+    rounds: DirectRounds = service.resources.get("direct_email") or service.resources.setdefault(
+        "direct_email", DirectRounds(service))
+    await rounds.submit({
+        "id": notification_id, "cause_event_id": notification_id, "kind": "email", "channel": None,
+        "org_id": None, "portal": None, "conversation_id": None, "message_id": None, "recipient_id": None,
+        "recipient_email": request.to, "subject": request.subject, "body": request.text, "attachments": [],
+        "purpose": request.kind, "email_message_id": message_id, "status": "pending", "attempts": 0,
+        "last_error": None, "sent_at": None})
     log.info("email queued", kind=request.kind, to_domain=request.to.rpartition("@")[2])
     return EmailSent(message_id=message_id)
+
+
+def _queue(session: Session, values: list[dict[str, Any]]) -> "list[Row[Any]]":
+    """Insert the notifications `values`, already claimed by this replica (as `outbound._claim` would mark
+    them), and read them back by the same statement, in the order given: their try needs no transaction
+    of its own to claim them."""
+    at = now()
+    rows = [{**value, "next_attempt_at": at, "claimed_until": at + CLAIM_FOR, "created_at": at} for value in values]
+    return list(session.connection().execute(
+        insert(NOTIFICATIONS).returning(*NOTIFICATIONS.c, sort_by_parameter_order=True), rows).all())
+
+
+class DirectRounds:
+    """The rounds of `send_email`: what is asked while one round runs waits for the next."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def submit(self, values: dict[str, Any]) -> None:
+        """Queue and try the notification `values` (the columns of a pending e-mail but its times)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((values, done))
+        if self.task is None:
+            self.task = asyncio.create_task(self._run())
+        await done
+
+    async def _run(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                error: BaseException | None = None
+                try:
+                    rows = await self.service.transaction(_queue, [values for values, _ in batch])
+                    await self.service.resources["sender"]._deliver(rows, NOTHING)  # noqa: SLF001 (claimed above)
+                except Exception as exc:
+                    error = exc
+                for _, done in batch:
+                    if not done.done():
+                        if error is None:
+                            done.set_result(None)
+                        else:
+                            done.set_exception(error)
+        finally:
+            self.task = None
 
 
 def _read_catcher(mail_dir: Path, limit: int) -> list[DevMail]:

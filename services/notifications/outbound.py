@@ -64,7 +64,7 @@ class Sender:
         settings = service.settings
         self.transport = mail_transport(settings.smtp_url.get_secret_value() if settings.smtp_url else None,
                                         settings.data_dir / "mail")
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self._http: httpx.AsyncClient | None = None  # made on the first webhook (its TLS setup costs ~50 ms)
         self.secret = tokens.token_secret(settings)
         self.wake = asyncio.Event()
         self._portals: dict[str, tuple[float, PortalInfo]] = {}
@@ -95,7 +95,8 @@ class Sender:
 
     async def close(self) -> None:
         await self.transport.close()
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def _deliver(self, batch: "list[Row[Any]]", context: "Context") -> int:
         if not batch:
@@ -184,6 +185,13 @@ class Sender:
         if message_id and message_id not in thread:
             thread.append(message_id)  # a later answer of the same round threads under this one
         return bounces_to, recipient.email, compose.as_bytes(message)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client of channel webhooks, made when first needed."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
+        return self._http
 
     def _sender(self, portal: str | None) -> str:
         settings = self.service.settings
@@ -286,6 +294,7 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
     changes: list[dict[str, Any]] = []
     threads: list[dict[str, Any]] = []
     events: list[tuple[Event, str, str, int]] = []
+    counted = {"sent": 0}
 
     def sent(notification: "Row[Any]", attempts: int, **more: Any) -> None:
         changes.append({"id": notification.id, "status": "sent", "sent_at": at, "claimed_until": None,
@@ -299,7 +308,7 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
                                         email_message_id=notification.email_message_id, attempts=attempts),
                        notification.org_id or "", notification.id, attempts))
         if notification.kind == "email":
-            email_outcome("sent")
+            counted["sent"] += 1
         log.info("notification sent", notification_id=notification.id, kind=notification.kind,
                  purpose=notification.purpose, attempts=attempts)
 
@@ -344,6 +353,8 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
         connection.execute(insert_once_statement(THREAD, "email_message_id", connection.dialect.name), threads)
     if events:
         _record_events(session, events)
+    if counted["sent"]:
+        email_outcome("sent", counted["sent"])
 
 
 def _event_fields(notification: "Row[Any]") -> dict[str, object]:

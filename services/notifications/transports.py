@@ -84,6 +84,7 @@ class SmtpTransport:
         self.cafile = query.get("cafile") or None
         self.timeout = timeout
         self._client: smtplib.SMTP | None = None
+        self._context: ssl.SSLContext | None = None  # made when TLS is first used (loading the CAs costs ~80 ms)
         # One thread, hence one send at a time over the one connection, in the order asked.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
 
@@ -103,16 +104,15 @@ class SmtpTransport:
     def _connected(self) -> smtplib.SMTP:
         if self._client is not None:
             return self._client
-        context = ssl.create_default_context(cafile=self.cafile)
         client: smtplib.SMTP
         if self.use_tls:
-            client = smtplib.SMTP_SSL(self.hostname, self.port, timeout=self.timeout, context=context)
+            client = smtplib.SMTP_SSL(self.hostname, self.port, timeout=self.timeout, context=self._tls())
         else:
             client = smtplib.SMTP(self.hostname, self.port, timeout=self.timeout)
         try:
             client.ehlo()
             if not self.use_tls and (self.start_tls or client.has_extn("starttls")):
-                client.starttls(context=context)  # raises SMTPNotSupportedError when not offered
+                client.starttls(context=self._tls())  # raises SMTPNotSupportedError when not offered
                 client.ehlo()
             if self.username:
                 client.login(self.username, self.password or "")
@@ -121,6 +121,11 @@ class SmtpTransport:
             raise
         self._client = client
         return client
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl.create_default_context(cafile=self.cafile)
+        return self._context
 
     def _send_one(self, sender: str, recipient: str, data: bytes) -> "DeliveryError | None":
         for attempt in (1, 2):  # a reused connection the server dropped: reconnect once

@@ -73,9 +73,9 @@ for _outcome in ("sent", "failed", "bounced"):
     EMAILS.labels(_outcome)  # present at 0 from the start, so a rate() has a first sample
 
 
-def email_outcome(outcome: str) -> None:
-    """Count one e-mail `sent`, `failed` (gave up) or `bounced`."""
-    EMAILS.labels(outcome).inc()
+def email_outcome(outcome: str, count: int = 1) -> None:
+    """Count `count` e-mails `sent`, `failed` (gave up) or `bounced`."""
+    EMAILS.labels(outcome).inc(count)
 
 
 class RpcTimer:

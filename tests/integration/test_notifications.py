@@ -130,3 +130,34 @@ async def test_two_replicas_send_each_answer_once(demo, sink, settings, start_se
     await asyncio.sleep(1.0)
     mails = sink.to("ana@example.com")
     assert len(mails) == 30 and len({m["Message-ID"] for m in mails}) == 30
+
+
+async def test_e_mails_asked_for_at_once_go_in_one_round_each_exactly_once(settings, stack, sink, monkeypatch):
+    """Access-code e-mails asked for together are queued in one transaction and handed over together;
+    each request is answered after its try, and each e-mail arrives once."""
+    import asyncio
+
+    from contracts.rpc import SendEmail
+    from services.notifications import mail
+
+    queued: list[int] = []
+    queue = mail._queue
+
+    def counting(session, values):  # type: ignore[no-untyped-def]
+        queued.append(len(values))
+        return queue(session, values)
+
+    monkeypatch.setattr(mail, "_queue", counting)
+    notifications = stack["notifications"]
+    addresses = [f"code{i}@example.com" for i in range(20)]
+    answers = await asyncio.gather(*(mail.send_email(notifications, SendEmail(
+        to=address, subject="Your code", text=f"Your code is {i:06d}.", kind="access_code"))
+        for i, address in enumerate(addresses)))
+    assert sum(queued) == 20 and len(queued) < 20  # rounds, not one transaction per e-mail
+    received = [m for m in sink.messages if str(m["To"]) in addresses]
+    assert sorted(str(m["Message-ID"]) for m in received) == sorted(a.message_id for a in answers)
+    for i, address in enumerate(addresses):
+        [message] = sink.to(address)
+        assert f"{i:06d}" in message.get_body(preferencelist=("plain",)).get_content()
+    db = settings.database_url("notifications")
+    assert count(db, "notifications", "purpose = 'access_code' AND status = 'sent' AND body = ''") == 20
