@@ -250,7 +250,7 @@ class SendEmail(Request):
     to: str = Field(max_length=320)
     subject: str = Field(max_length=200)
     text: str = Field(max_length=100_000)
-    kind: str = Field(description="What the mail is, for logs and metrics.", examples=["access_code"])
+    kind: str = Field(max_length=40, description="What the mail is, for logs and metrics.", examples=["access_code"])
 
 
 class EmailSent(Reply):

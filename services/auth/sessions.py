@@ -24,17 +24,14 @@ from contracts.sessions import (
 )
 from services.auth.limits import RATE_BUCKET, RateLimiter, open_window_bucket
 from services.auth.models import Portal, User
+from services.runtime.announced import publish_names
 from services.runtime.kv import ensure_bucket
-from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 from services.runtime.service import Service
 
 JTI_BUCKET = "sso_jti"
 SIGN_ON_BUCKET = "sign_on_state"
 JTI_WINDOW = timedelta(hours=2)  # longer than any token's accepted age plus leeway
-
-log = get_logger("portico.auth")
-
 
 async def open_buckets(service: Service) -> None:
     js = service.broker.config.connection_state.stream
@@ -102,34 +99,30 @@ async def open_session(kv: KeyValue, record: SessionRecord) -> str:
     return token
 
 
-async def end_session(kv: KeyValue, token: str) -> SessionRecord | None:
+async def end_session(service: Service, token: str) -> SessionRecord | None:
     """Ends the session, on every gateway before this returns (`announce_ended`); returns what it was, or
     None when there was no such session."""
+    kv = service.resources["sessions"]
     key = session_key(token)
     try:
         entry = await kv.get(key)
     except nats.js.errors.KeyNotFoundError:
+        # Announced all the same: a logout tried again after its first announcement was lost still
+        # reaches every gateway.
+        await announce_ended(service, [key])
         return None
     await kv.purge(key)
-    await announce_ended(kv, [key])
+    await announce_ended(service, [key])
     return SessionRecord.model_validate_json(entry.value or b"{}")
 
 
-async def announce_ended(kv: KeyValue, keys: list[str]) -> None:
-    """After sessions were purged from the `sessions` bucket `kv`: tell every gateway (`SESSIONS_ENDED`, the
-    message: a session's bucket key), and wait until the server has it, so that every gateway forgets what
-    it kept of them before the ending is answered (`services.gateway.auth.SessionCache`). Published on the
-    bucket's own connection (the one auth answers on). A failure is logged, not raised: the gateways then
-    read those sessions again within their cache's `max_age`."""
-    if not keys:
-        return
-    connection = kv._js._nc  # nats-py keeps the client there; the bucket has no public accessor for it
-    try:
-        for key in keys:
-            await connection.publish(SESSIONS_ENDED, key.encode())
-        await connection.flush(timeout=5)
-    except Exception as exc:
-        log.warning("session end not announced", subject=SESSIONS_ENDED, error=repr(exc))
+async def announce_ended(service: Service, keys: list[str]) -> None:
+    """After sessions were purged from the `sessions` bucket: tell every gateway (`SESSIONS_ENDED`, the
+    message: a session's bucket key, never its token) before the ending is answered, so that each forgets
+    what it kept of them (`services.gateway.auth.SessionCache`). A failure is logged, not raised: the
+    gateways then read those sessions again within their cache's `max_age` (10 s)."""
+    if keys:
+        await publish_names(service.broker.connection, SESSIONS_ENDED, keys)
 
 
 async def replace_session(service: Service, token: str | None, user: User, portal: Portal,
@@ -139,7 +132,7 @@ async def replace_session(service: Service, token: str | None, user: User, porta
     (for `email_unverified`: carry what the browser created over to its new session)."""
     if not token:
         return
-    earlier = await end_session(service.resources["sessions"], token)
+    earlier = await end_session(service, token)
     if earlier is None or earlier.method not in ("anonymous", "email_unverified") or earlier.portal != portal.slug:
         return
     event = IdentityLinked(portal=portal.slug, from_user_id=earlier.user_id, from_method=earlier.method,

@@ -154,15 +154,15 @@ async def staff_login(service: Service, request: StaffLogin) -> SessionOpened:
     # Recorded after the session exists, and checked again: an admin disabling the account or changing
     # its role meanwhile either finds this session's record or is seen here (`staff.update_staff`).
     if not await service.transaction(remember_staff_session, user.id, token, record):
-        await end_session(service.resources["sessions"], token)
+        await end_session(service, token)
         raise ServiceError(ErrorCode.invalid_credentials, "Wrong e-mail or password.")
     log.info("signed in", method="password", user_id=user.id, role=user.role)
     return SessionOpened(session_token=token, session=record)
 
 
 async def logout(service: Service, request: EndSession) -> SessionEnded:
-    """Ends the session at once for every gateway (they read the same bucket)."""
-    ended = await end_session(service.resources["sessions"], request.session_token)
+    """Ends the session at once for every gateway (`end_session` announces it before this answers)."""
+    ended = await end_session(service, request.session_token)
     if ended:
         log.info("signed out", user_id=ended.user_id, at=datetime.now(UTC).isoformat())
     return SessionEnded(ended=ended is not None)

@@ -68,9 +68,11 @@ async def update_staff(service: Service, request: UpdateStaff) -> StaffUpdated:
 
     changed, keys = await service.transaction(update)
     sessions = service.resources["sessions"]
-    for key in keys:
-        await sessions.purge(key)
-    await announce_ended(sessions, keys)
+    try:
+        for key in keys:
+            await sessions.purge(key)
+    finally:  # even when a purge failed, every gateway forgets all of them (a purged one must not live on)
+        await announce_ended(service, keys)
     log.info("staff changed", user_id=changed.id, role=changed.role, disabled=changed.disabled,
              sessions_ended=len(keys))
     return StaffUpdated(member=changed, sessions_ended=len(keys))

@@ -1,46 +1,27 @@
 """conversations' event consumers: each applies one event inside the consumer's transaction (the RPC
 handlers are `customer.py`, `agent.py`, `admin.py`, `inbound.py`, `redaction.py`)."""
 
-from typing import Any
-
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from contracts.envelope import EventEnvelope
 from contracts.events import EmailBounced, EmailReceived, IdentityLinked, ReporterChanged, UserRegistered
 from services.conversations import store
 from services.conversations.models import Conversation, ConversationViewer, Customer, InboundReceipt
-from services.runtime.db import Prepared, connection_of
 from services.runtime.inbox import read_model_only
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
+from services.runtime.readmodel import upsert_newer
 
 log = get_logger("portico.conversations")
 
 
-def _newer_customer(insert: Any) -> Prepared:
-    """`readmodel.upsert_newer`'s statement for a whole `customers` row, prepared (`db.Prepared`)."""
-    statement = insert(_CUSTOMERS)
-    return Prepared(statement.on_conflict_do_update(
-        index_elements=[_CUSTOMERS.c.id],
-        set_={column.name: statement.excluded[column.name] for column in _CUSTOMERS.c if column.name != "id"},
-        where=_CUSTOMERS.c.version < statement.excluded.version))
-
-
-_CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
-_RECORD_CUSTOMER = {"postgresql": _newer_customer(postgresql.insert), "sqlite": _newer_customer(sqlite.insert)}
-
-
 @read_model_only
 def record_customer(session: Session, event: UserRegistered, envelope: EventEnvelope) -> None:
-    """Keep a copy of the account; an older version never overwrites a newer one (one prepared upsert,
-    as `readmodel.upsert_newer` writes it)."""
-    connection = connection_of(session)
-    _RECORD_CUSTOMER[connection.dialect.name].execute(connection, {
+    """Keep a copy of the account; an older version never overwrites a newer one."""
+    upsert_newer(session, Customer, {
         "id": event.user_id, "org_id": envelope.org_id, "email": event.email, "display_name": event.display_name,
         "kind": event.kind, "registered_at": envelope.occurred_at, "version": envelope.aggregate_version,
-    }).close()
+    })
     # Debug, not info: a line for every account would cost more than the copy it reports.
     log.debug("customer recorded", customer_id=event.user_id, org_id=envelope.org_id)
 

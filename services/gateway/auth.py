@@ -3,6 +3,7 @@ widget's frame; read from the shared `sessions` bucket and kept for a while by t
 or a Bearer API key (`pk_...`, checked by auth and then kept for a while by this gateway: `ApiKeyCache`)."""
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,32 @@ class SessionCache(AnnouncedCache[KeptSession]):
 
     def __init__(self, max_age: float = SESSION_MAX_AGE_SECONDS) -> None:
         super().__init__(SESSIONS_ENDED, max_age=max_age)
+        # Bucket keys of sessions heard ended -> when, for `max_age`: a read from a bucket replica that
+        # has not yet applied the purge must not keep an ended session (a key is never used again).
+        self._ended: dict[str, float] = {}
+
+    async def _heard(self, message: Msg) -> None:
+        if message.data:
+            self.ended(message.data.decode())
+        else:
+            self.forget()
+
+    def ended(self, key: str) -> None:
+        """The session of bucket key `key` has ended (heard from auth, or logged out through this gateway):
+        forget it, and refuse it without reading for `max_age` seconds."""
+        now = time.monotonic()
+        self._ended.pop(key, None)
+        self._ended[key] = now
+        while self._ended:  # oldest first (insertion order)
+            oldest, when = next(iter(self._ended.items()))
+            if now - when <= self.max_age:
+                break
+            del self._ended[oldest]
+        self.forget(key)
+
+    def _is_ended(self, key: str) -> bool:
+        when = self._ended.get(key)
+        return when is not None and time.monotonic() - when <= self.max_age
 
     async def read(self, kv: KeyValue, key: str, *, again: bool = False) -> tuple[KeptSession | None, bool]:
         """(the session of bucket key `key` or None, whether it was read from `kv` just now). `again`: read
@@ -115,6 +142,8 @@ class SessionCache(AnnouncedCache[KeptSession]):
 
         if self._connection is None:  # not hearing auth's announcements yet: keep nothing
             return await load(), True
+        if self._is_ended(key):
+            return None, True
         if again:
             self.forget(key)
         return await self.aget(key, load), bool(read)
@@ -122,7 +151,7 @@ class SessionCache(AnnouncedCache[KeptSession]):
     def touched(self, key: str, kept: KeptSession, generation: int) -> None:
         """Keep `kept` (written to the bucket by this gateway) unless a change was heard since
         `generation`."""
-        if self._connection is not None:
+        if self._connection is not None and not self._is_ended(key):
             self._keep(key, kept, generation)
 
     def forget_portal(self, portal: str) -> None:

@@ -20,7 +20,7 @@ from contracts.rpc import (
     StartEmailAccess,
     VerifyEmailCode,
 )
-from contracts.sessions import SESSION_COOKIE
+from contracts.sessions import SESSION_COOKIE, session_key
 from services.gateway.auth import (
     SessionView,
     bearer_session_token,
@@ -161,6 +161,7 @@ async def who_am_i(request: Request) -> SessionView:
 async def logout(request: Request, response: Response) -> SessionEnded:
     token, _ = await require_session(request)
     ended = await request.app.state.rpc.call(operations.auth.logout, EndSession(session_token=token))
+    request.app.state.session_cache.ended(session_key(token))  # here too, should auth's announcement be lost
     if bearer_session_token(request) is None:  # a bearer session's logout leaves the cookie's session alone
         clear_session_cookie(response, cookie_secure(request))
     return ended

@@ -104,6 +104,9 @@ def _search(index: search.SearchIndex, request: ListArticles, row: KnownPortal) 
 
 
 async def list_articles(service: Service, request: ListArticles) -> ArticlePage | bytes:
+    """The portal's published articles the reader may see, a page of `request.limit`: searched when
+    `request.q` has words (the page already written as JSON bytes, `_search`), else listed (`ArticlePage`).
+    Raises `unknown_portal` (404) or `kb_disabled` as `portal` does."""
     if not (request.q and request.q.strip()):
         return await service.read(_list, request, await portal(service, request.portal))
     # The portal from this replica's memory and the search from its in-memory index: no database read and no

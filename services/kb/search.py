@@ -71,7 +71,8 @@ def summary_head(summary: ArticleSummary) -> bytes:
     """`summary` (its snippet None) as pydantic writes it in a reply, less the snippet's value and the closing
     brace: `{"slug":...,"snippet":`. The snippet is the last field (`contracts.kb.ArticleSummary`)."""
     written = summary.__pydantic_serializer__.to_json(summary)
-    assert written.endswith(b'"snippet":null}'), "ArticleSummary's last field is its snippet"
+    if not written.endswith(b'"snippet":null}'):
+        raise RuntimeError("contracts.kb.ArticleSummary must end with its snippet")
     return written[:-len(b"null}")]
 
 
@@ -329,6 +330,11 @@ class SearchIndex:
     def _write(self, session: Session, published: list[Article], gone: list[str], afresh: bool = False) -> None:
         categories = dict(session.exec(select(Category.id, Category.slug).where(
             col(Category.id).in_({a.category_id for a in published if a.category_id}))).all())
+        # Every summary first: one that cannot be written changes nothing of the index or its counts.
+        summaries = {a.id: summary_head(ArticleSummary(
+            slug=a.slug, title=a.title, category=categories.get(a.category_id or "") or None,
+            visibility=a.visibility, locale=a.locale,  # type: ignore[arg-type]
+            updated_at=a.updated_at.isoformat())) for a in published}  # type: ignore[arg-type]
         portals = set()
         kept = {} if afresh else dict(self._view[1])  # searches meanwhile read the one they started with
         for article_id in gone + [a.id for a in published if a.id in self._versions]:
@@ -345,12 +351,9 @@ class SearchIndex:
                 scope=[scope_term(a.portal, scope) for scope in READER_SCOPES if a.visibility in scope],
                 category=category, slug=a.slug, locale=a.locale, updated_at=updated_at, title=a.title,
                 body=a.body_text, version=a.version))
-            summary = ArticleSummary(slug=a.slug, title=a.title, category=category or None,
-                                     visibility=a.visibility, locale=a.locale,  # type: ignore[arg-type]
-                                     updated_at=updated_at)  # type: ignore[arg-type]
             kept[a.id] = Indexed(portal=a.portal, slug=a.slug, title=a.title, category=category or None,
                                  visibility=a.visibility, locale=a.locale, updated_at=updated_at, body=a.body_text,
-                                 summary_json=summary_head(summary))
+                                 summary_json=summaries[a.id])
             self._count(a.portal, a.visibility, article_words(a.title, a.body_text), added=True)
             self._versions[a.id] = (a.portal, a.version)
             portals.add(a.portal)

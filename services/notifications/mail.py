@@ -70,6 +70,7 @@ class DirectRounds:
         await done
 
     async def _run(self) -> None:
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting, []
@@ -87,6 +88,11 @@ class DirectRounds:
                             done.set_exception(error)
         finally:
             self.task = None
+            # Stopped mid-round: no request waits for ever (a row already queued is tried by the sender).
+            unsettled, self.waiting = [done for _, done in batch + self.waiting if not done.done()], []
+            for done in unsettled:
+                done.set_exception(ServiceError(ErrorCode.service_unavailable,
+                                                "The e-mail service is stopping; try again."))
 
 
 def _read_catcher(mail_dir: Path, limit: int) -> list[DevMail]:

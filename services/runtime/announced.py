@@ -14,7 +14,7 @@ guards the generation and the entries.
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 from nats.aio.client import Client
@@ -25,6 +25,20 @@ from services.runtime.logging import get_logger
 log = get_logger("portico.cache")
 
 V = TypeVar("V")
+
+
+async def publish_names(connection: Client | None, subject: str, names: Iterable[str]) -> None:
+    """Publish each of `names` on `subject` (core NATS) and wait until the server has them, so that they
+    reach every subscriber before anything this process sends afterwards (the answer to the change). A
+    failure is logged, not raised: the other replicas then read again within their cache's `max_age`."""
+    try:
+        if connection is None:
+            raise RuntimeError("not listening: call listen() at start")
+        for name in names:
+            await connection.publish(subject, name.encode())
+        await connection.flush(timeout=5)
+    except Exception as exc:
+        log.warning("change not announced", subject=subject, error=repr(exc))
 
 
 class AnnouncedCache(Generic[V]):
@@ -49,10 +63,13 @@ class AnnouncedCache(Generic[V]):
 
     async def listen(self, connection: Client) -> None:
         """Hear every replica's changes on `connection` (a service's `on_start`, before requests are
-        answered); `announce` publishes on it too."""
-        self._connection = connection
-        self._reconnects = connection.stats["reconnects"]
+        answered); `announce` publishes on it too. Nothing is announced or kept on trust until the server
+        has the subscription (flushed), so no change announced after this returns is missed."""
+        reconnects = connection.stats["reconnects"]
         await connection.subscribe(self.subject, cb=self._heard)
+        await connection.flush(timeout=5)
+        self._reconnects = reconnects
+        self._connection = connection
 
     async def _heard(self, message: Msg) -> None:
         self.forget(message.data.decode() or None)
@@ -128,14 +145,5 @@ class AnnouncedCache(Generic[V]):
         await self.publish(self.subject, name)
 
     async def publish(self, subject: str, name: str) -> None:
-        """Publish `name` on `subject` over the connection `listen` was given, and wait until the server
-        has it (so that it reaches every subscriber before anything this process sends afterwards). A
-        failure is logged, not raised: the other replicas then read again within `max_age`."""
-        connection = self._connection
-        try:
-            if connection is None:
-                raise RuntimeError("not listening: call listen() at start")
-            await connection.publish(subject, name.encode())
-            await connection.flush(timeout=5)
-        except Exception as exc:
-            log.warning("change not announced", subject=subject, error=repr(exc))
+        """`publish_names` `[name]` on `subject` over the connection `listen` was given."""
+        await publish_names(self._connection, subject, [name])

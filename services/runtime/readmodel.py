@@ -3,34 +3,42 @@
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, SQLModel
+
+from services.runtime.db import Prepared, connection_of
 
 
 @lru_cache(maxsize=256)
 def _upsert_statement(model: type[SQLModel], columns: tuple[str, ...], key: str, version: str,
-                      dialect: str) -> Insert:
+                      dialect: str) -> Prepared:
     table: Table = model.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
-    return statement.on_conflict_do_update(
+    given: dict[str, Any] = {name: bindparam(name) for name in columns}
+    for column in table.c:  # a prepared statement applies no Python-side default: written in here
+        if column.name not in given and column.default is not None:
+            if not column.default.is_scalar:
+                raise ValueError(f"give {table.name}.{column.name}: its default is computed per row")
+            given[column.name] = column.default.arg
+    statement = insert(table).values(given)
+    return Prepared(statement.on_conflict_do_update(
         index_elements=[table.c[key]],
         set_={name: statement.excluded[name] for name in columns if name != key},
         where=table.c[version] < statement.excluded[version],
-    )
+    ))
 
 
 def upsert_newer(session: Session, model: type[SQLModel], values: dict[str, Any], *,
                  key: str = "id", version: str = "version") -> None:
     """Insert the row, or update it only when `values[version]` is newer than the stored one.
 
-    One INSERT .. ON CONFLICT DO UPDATE .. WHERE statement (SQLite and PostgreSQL), built once per
-    shape and reused: no read before the write and no ORM flush, so a batch of events stays cheap.
-    """
-    statement = _upsert_statement(model, tuple(values), key, version, session.get_bind().dialect.name)
-    session.connection().execute(statement, values)
+    One INSERT .. ON CONFLICT DO UPDATE .. WHERE statement (SQLite and PostgreSQL), built and compiled once
+    per shape (`db.Prepared`) and run on the transaction's connection: no read before the write and no ORM
+    flush, so a batch of events stays cheap. Columns not in `values` take their column's default on insert
+    and are left as they are on update; a default computed per row must be given (`ValueError`)."""
+    connection = connection_of(session)
+    _upsert_statement(model, tuple(values), key, version, connection.dialect.name).execute(connection, values).close()
 
 
 def insert_once(session: Session, model: type[SQLModel], values: dict[str, Any], *, key: str) -> None:
