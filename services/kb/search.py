@@ -89,30 +89,6 @@ class Hit:
     article: Indexed  # slug, title, category, visibility, locale, updated_at: what a summary shows
     snippet: str  # safe HTML: escaped text, matches in <mark>
 
-    @property
-    def slug(self) -> str:
-        return self.article.slug
-
-    @property
-    def title(self) -> str:
-        return self.article.title
-
-    @property
-    def category(self) -> str | None:
-        return self.article.category
-
-    @property
-    def visibility(self) -> str:
-        return self.article.visibility
-
-    @property
-    def locale(self) -> str:
-        return self.article.locale
-
-    @property
-    def updated_at(self) -> str:
-        return self.article.updated_at
-
     def summary_json(self) -> bytes:
         """The hit as a reply's `ArticleSummary`, JSON, as pydantic writes it."""
         return self.article.summary_json + json_string(self.snippet).encode() + b"}"

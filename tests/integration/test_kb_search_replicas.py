@@ -24,7 +24,7 @@ async def demo(settings, stack, gateway):  # type: ignore[no-untyped-def]
 def found(replica: Service, *terms: str) -> list[str]:
     hits, _ = indexer_of(replica).index.search(portal="demo", visibilities=PUBLIC, terms=list(terms), category=None,
                                                limit=20, offset=0)
-    return [h.slug for h in hits]
+    return [h.article.slug for h in hits]
 
 
 def corrected(replica: Service, query: str) -> str | None:

@@ -22,9 +22,9 @@ def _hit(n: int, *, title: str, category: str | None, updated_at: datetime, snip
 
 
 def _expected(hits: list[search.Hit], next_cursor: str | None, corrected: str | None) -> bytes:
-    page = ArticlePage(articles=[ArticleSummary(slug=h.slug, title=h.title, category=h.category,
-                                                visibility=h.visibility, locale=h.locale,  # type: ignore[arg-type]
-                                                updated_at=h.updated_at, snippet=h.snippet)  # type: ignore[arg-type]
+    page = ArticlePage(articles=[ArticleSummary(slug=h.article.slug, title=h.article.title, category=h.article.category,
+                                                visibility=h.article.visibility, locale=h.article.locale,  # type: ignore[arg-type]
+                                                updated_at=h.article.updated_at, snippet=h.snippet)  # type: ignore[arg-type]
                                  for h in hits], next_cursor=next_cursor, corrected_query=corrected)
     return data_body(page)
 
