@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from contracts.envelope import new_id
@@ -14,7 +13,7 @@ from contracts.rpc import (CustomerAccount, EnsureCustomer, GetPortalInfo, ListP
 from services.auth.caches import portals
 from services.auth.domain import normalize_email
 from services.auth.models import Portal, User
-from services.runtime.db import Prepared, connection_of
+from services.runtime.db import connection_of, prepared_inserts
 from services.runtime.logging import get_logger
 from services.runtime.outbox import record_event
 
@@ -92,9 +91,8 @@ def get_or_create_user(session: Session, *, org_id: str, email: str, kind: str, 
 
 
 _USERS = User.__table__  # type: ignore[attr-defined]
-_INSERT_USER = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(
-    dialect.insert(_USERS).on_conflict_do_nothing(index_elements=[_USERS.c.org_id, _USERS.c.email])
-    .returning(_USERS.c.id)) for dialect in (postgresql, sqlite)}
+_INSERT_USER = prepared_inserts(_USERS, lambda insert: insert.on_conflict_do_nothing(
+    index_elements=[_USERS.c.org_id, _USERS.c.email]).returning(_USERS.c.id))
 
 
 def ensure_customer(session: Session, request: EnsureCustomer) -> CustomerAccount:

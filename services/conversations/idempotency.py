@@ -17,13 +17,12 @@ from typing import TypeVar
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.rpc import Reply
 from services.conversations.models import IdempotencyRecord
-from services.runtime.db import Prepared, connection_of
+from services.runtime.db import Prepared, connection_of, prepared_inserts
 
 R = TypeVar("R", bound=Reply)
 
@@ -32,8 +31,8 @@ KEEP_FOR = timedelta(hours=24)
 
 _TABLE: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 # RETURNING tells whether the row was inserted (the row count is not reported by every driver).
-_CLAIMS = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(dialect.insert(_TABLE).on_conflict_do_nothing(
-    index_elements=[_TABLE.c.scope, _TABLE.c.key]).returning(_TABLE.c.scope)) for dialect in (postgresql, sqlite)}
+_CLAIMS = prepared_inserts(_TABLE, lambda insert: insert.on_conflict_do_nothing(
+    index_elements=[_TABLE.c.scope, _TABLE.c.key]).returning(_TABLE.c.scope))
 _ANSWER = Prepared(update(_TABLE).where(_TABLE.c.scope == bindparam("k_scope"), _TABLE.c.key == bindparam("k_key"))
                    .values(response=bindparam("response"), resource_id=bindparam("resource_id")))
 _STORED = Prepared(core_select(_TABLE.c.fingerprint, _TABLE.c.response).where(

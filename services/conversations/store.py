@@ -22,7 +22,6 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
@@ -42,7 +41,7 @@ from contracts.events import (
 from services.conversations import domain
 from services.conversations.models import Attachment, Conversation, ConversationViewer, Customer, Message, PortalConfig
 from services.runtime.announced import AnnouncedCache
-from services.runtime.db import Prepared, connection_of
+from services.runtime.db import Prepared, connection_of, prepared_inserts
 from services.runtime.outbox import record_event
 from services.runtime.settings import Settings
 from services.runtime.clock import now
@@ -155,9 +154,8 @@ def limits_of(config: PortalRules | PortalConfig, settings: Settings) -> domain.
 
 # Version 0 is older than every event's: a row already there (from an event, or from an earlier request)
 # is never changed, so the upsert of `readmodel.upsert_newer` comes down to "insert unless there".
-_REMEMBER = {dialect.__name__.rsplit(".", 1)[-1]: Prepared(
-    dialect.insert(_CUSTOMERS).on_conflict_do_nothing(index_elements=[_CUSTOMERS.c.id]))
-    for dialect in (postgresql, sqlite)}
+_REMEMBER = prepared_inserts(_CUSTOMERS, lambda insert: insert.on_conflict_do_nothing(
+    index_elements=[_CUSTOMERS.c.id]))
 
 
 def remember_customer(session: Session, *, user_id: str, org_id: str, email: str | None, display_name: str | None,

@@ -28,6 +28,7 @@ async def start_delivery(service: Service) -> None:
     await ensure_object_store(service.broker.config.connection_state.stream, ATTACHMENTS_BUCKET,
                               description="Message attachments", replicas=service.settings.resolved_nats_replicas)
     sender = service.resources["sender"] = Sender(service)
+    service.resources["direct_email"] = mail.DirectRounds(service)  # `send_email`'s rounds
     service.after_events(sender.wake.set)  # an answer to send: now, not at the next poll
     service.resources["smtp"] = await inbound.serve_smtp(service)
 

@@ -31,9 +31,7 @@ async def send_email(service: Service, request: SendEmail) -> EmailSent:
     row is then retried by the sender once its claim runs out, `outbound.CLAIM_FOR`)."""
     notification_id = new_id()
     message_id = f"<{notification_id.lower()}@{service.settings.reply_domain}>"
-    rounds: DirectRounds = service.resources.get("direct_email") or service.resources.setdefault(
-        "direct_email", DirectRounds(service))
-    await rounds.submit({
+    await service.resources["direct_email"].submit({
         "id": notification_id, "cause_event_id": notification_id, "kind": "email", "channel": None,
         "org_id": None, "portal": None, "conversation_id": None, "message_id": None, "recipient_id": None,
         "recipient_email": request.to, "subject": request.subject, "body": request.text, "attachments": [],

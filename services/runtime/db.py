@@ -8,7 +8,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import Connection, DateTime, Dialect, Engine, Table, TypeDecorator, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
@@ -113,6 +115,13 @@ def connection_of(session: Session) -> Connection:
 
 _CONNECTION = "portico_connection"
 _GIVEN = object()  # a parameter the caller gives (no value in the statement)
+
+
+def prepared_inserts(table: Table, build: Callable[[Insert], Executable]) -> dict[str, "Prepared"]:
+    """`build(insert(table))` with each database's own INSERT (its `on_conflict_do_nothing` / `_do_update`),
+    prepared: {dialect name ("postgresql", "sqlite"): `Prepared`}; pick by `connection.dialect.name`."""
+    return {dialect.__name__.rsplit(".", 1)[-1]: Prepared(build(dialect.insert(table)))
+            for dialect in (postgresql, sqlite)}
 
 
 class Prepared:
