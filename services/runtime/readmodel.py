@@ -7,26 +7,26 @@ from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
-from services.runtime.db import Prepared, connection_of
+from services.runtime.db import Prepared, connection_of, prepared_inserts
 
 
 @lru_cache(maxsize=256)
-def _upsert_statement(model: type[SQLModel], columns: tuple[str, ...], key: str, version: str,
-                      dialect: str) -> Prepared:
+def _upserts(model: type[SQLModel], columns: tuple[str, ...], key: str, version: str) -> dict[str, Prepared]:
     table: Table = model.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     given: dict[str, Any] = {name: bindparam(name) for name in columns}
     for column in table.c:  # a prepared statement applies no Python-side default: written in here
         if column.name not in given and column.default is not None:
             if not column.default.is_scalar:
                 raise ValueError(f"give {table.name}.{column.name}: its default is computed per row")
             given[column.name] = column.default.arg
-    statement = insert(table).values(given)
-    return Prepared(statement.on_conflict_do_update(
-        index_elements=[table.c[key]],
-        set_={name: statement.excluded[name] for name in columns if name != key},
-        where=table.c[version] < statement.excluded[version],
-    ))
+
+    def upsert(insert: Any) -> Any:
+        statement = insert.values(given)
+        return statement.on_conflict_do_update(
+            index_elements=[table.c[key]],
+            set_={name: statement.excluded[name] for name in columns if name != key},
+            where=table.c[version] < statement.excluded[version])
+    return prepared_inserts(table, upsert)
 
 
 def upsert_newer(session: Session, model: type[SQLModel], values: dict[str, Any], *,
@@ -38,7 +38,7 @@ def upsert_newer(session: Session, model: type[SQLModel], values: dict[str, Any]
     flush, so a batch of events stays cheap. Columns not in `values` take their column's default on insert
     and are left as they are on update; a default computed per row must be given (`ValueError`)."""
     connection = connection_of(session)
-    _upsert_statement(model, tuple(values), key, version, connection.dialect.name).execute(connection, values).close()
+    _upserts(model, tuple(values), key, version)[connection.dialect.name].execute(connection, values).close()
 
 
 def insert_once(session: Session, model: type[SQLModel], values: dict[str, Any], *, key: str) -> None:
