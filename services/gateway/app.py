@@ -71,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # Live updates follow the conversations' events in the background (services.gateway.live).
                 await live.start(broker.config.connection_state.stream)
                 if not listening:  # nats-py subscribes again by itself after a reconnect
-                    await api_keys.listen(broker._connection)
-                    await session_cache.listen(broker._connection)
+                    await api_keys.listen(broker.connection)
+                    await session_cache.listen(broker.connection)
                     listening.append(True)
         log.info("gateway connected to NATS")
 
