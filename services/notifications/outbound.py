@@ -5,7 +5,10 @@ it, so it exists once however often the event is delivered or replayed. The send
 (so replicas never send one twice), hands them over, and records the outcome with a
 `NotificationSent` or, after the last try, `NotificationFailed`. Each e-mail's Message-ID is fixed
 when the row is written: a resend after a crash between hand-over and bookkeeping carries the
-same Message-ID, which mail clients show once.
+same Message-ID, which mail clients show once. That is the one case a recipient can get an e-mail twice:
+SMTP cannot say whether the server took a message whose sender died before reading the answer, so a
+claim that ran out without its outcome recorded (`kill -9`, a machine lost mid-round) is sent again, and
+the row keeps `UNKNOWN_OUTCOME` in `last_error` and a warning is logged, so an operator can tell.
 
 A round of up to 100 notifications costs two transactions, both SQLAlchemy Core statements with no ORM
 unit of work: one claims the due rows and reads what their e-mails need (recipients, threading
@@ -20,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy import Row, Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -45,6 +48,10 @@ log = get_logger("portico.notifications")
 # after a restart) within CLAIM_FOR. A renewal that fails is logged; the round goes on.
 CLAIM_FOR = timedelta(seconds=20)
 CLAIM_RENEW_EVERY = 5.0
+# Written into `last_error` of a notification claimed after an earlier claim ran out unrecorded; a later try's
+# error replaces it, a send keeps it.
+UNKNOWN_OUTCOME = ("an earlier try's outcome is unknown (the process sending it stopped before recording it); "
+                   "sent again with the same Message-ID")
 WAIT_FOR_RECIPIENT = timedelta(hours=1)  # an account auth has not told us of yet (delayed creation)
 PORTAL_CACHE_SECONDS = 300.0
 
@@ -244,12 +251,28 @@ def _claim(session: Session, notification_id: str | None, limit: int) -> "tuple[
     else:
         which = n.id == notification_id
     connection = session.connection()
-    rows = connection.execute(update(NOTIFICATIONS).where(which, n.status == "pending", free)
-                              .values(claimed_until=at + CLAIM_FOR).returning(*NOTIFICATIONS.c)).all()
+    rows = connection.execute(_claim_statement().where(which, n.status == "pending", free),
+                              {"claim_until": at + CLAIM_FOR}).all()
     if not rows:
         return [], NOTHING
+    for row in rows:
+        if row.last_error == UNKNOWN_OUTCOME:  # set by this claim: any outcome recorded since replaces it
+            log.warning("notification taken over from a sender that stopped mid-round; its recipient may get it "
+                        "twice, with the same Message-ID", notification_id=row.id, kind=row.kind,
+                        purpose=row.purpose, attempts=row.attempts)
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return rows, _context(connection, rows)
+
+
+@lru_cache(maxsize=1)
+def _claim_statement() -> Any:
+    """`UPDATE notifications SET claimed_until = :claim_until` (and `last_error = UNKNOWN_OUTCOME` where an
+    earlier claim ran out unrecorded: `claimed_until` still set) `RETURNING *`; the caller adds the WHERE."""
+    n = NOTIFICATIONS.c
+    return (update(NOTIFICATIONS).values(
+        claimed_until=bindparam("claim_until"),
+        last_error=case((n.claimed_until.is_not(None), UNKNOWN_OUTCOME), else_=n.last_error))
+        .returning(*NOTIFICATIONS.c))
 
 
 def _renew_claim(session: Session, ids: list[str]) -> None:

@@ -182,21 +182,24 @@ class ClusterRoutes:
     routes: tuple[int, ...]
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+class ServerExited(RuntimeError):
+    """The nats-server process ended while starting (a port already in use, a bad config): `log` holds the
+    last lines it wrote, `port_taken` says whether one of its ports was in use."""
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(f"{message}; its log ends:\n{log_tail}")
+        self.log = log_tail
+        self.port_taken = "address already in use" in log_tail
 
 
 class EmbeddedNats:
     """A `nats-server` child process with JetStream; restartable on the same port and store.
 
     With `cluster` it is one server of a cluster (see `EmbeddedNatsCluster`), named `server_name`.
+
+    A port left to it (`port=None`, `http_port=0`) is a free one; if another process takes that port before
+    the server binds it (free ports come from the range outgoing connections use too), the first start picks
+    another. A port given is kept: a server it cannot start on raises `ServerExited`.
     """
 
     def __init__(self, store_dir: Path, port: int | None = None, sync_interval: str = "always", *,
@@ -207,7 +210,9 @@ class EmbeddedNats:
         self.sync_interval = sync_interval
         self.server_name = server_name
         self.cluster = cluster
-        self.http_port = http_port
+        self.http_port = http_port or (free_port() if http_port == 0 else None)
+        self._chosen = {"port": port is None, "http_port": http_port == 0}  # ports it may pick again
+        self._started_once = False
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -219,15 +224,50 @@ class EmbeddedNats:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> "EmbeddedNats":
-        """Start the server and return once it accepts connections (10 s at most, else TimeoutError)."""
+        """Start the server and return once it accepts connections. Raises `ServerExited` when the process
+        ends first (its ports chosen here are picked again, up to 3 tries, on the first start only), and
+        TimeoutError when it is still not listening after 10 s."""
+        for tries_left in (2, 1, 0):
+            try:
+                self._start_once()
+                self._started_once = True
+                return self
+            except ServerExited as exc:
+                chosen = [name for name, picked in self._chosen.items() if picked]
+                if not (exc.port_taken and chosen and tries_left and not self._started_once):
+                    raise
+                log.warning("nats-server port taken; picking others", server=self.server_name, ports=chosen)
+                for name in chosen:
+                    setattr(self, name, free_port())
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float = 10.0) -> None:
+        """Start the process and wait until its log says it listens: "Server is ready" for clients and, in a
+        cluster, "Listening for route connections" (logged after it; a connection alone could reach another
+        process listening on the port meanwhile)."""
         config = write_server_config(self.store_dir, self.port, sync_interval=self.sync_interval,
                                      server_name=self.server_name, cluster=self.cluster, http_port=self.http_port)
         log_path = self.store_dir / "nats-server.log"
         with open(log_path, "ab") as log_file:
+            start = log_file.tell()
             self.process = subprocess.Popen([nats_server_binary(), "-c", str(config)],
                                             stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ))
-        wait_for_port("127.0.0.1", self.port)
-        return self
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(log_path, "rb") as log_file:
+                log_file.seek(start)
+                written = log_file.read()
+            if b"Server is ready" in written and (
+                    self.cluster is None or b"Listening for route connections" in written):
+                return
+            if self.process.poll() is not None:
+                code, self.process = self.process.returncode, None
+                tail = b"\n".join(written.splitlines()[-5:]).decode(errors="replace")
+                raise ServerExited(f"nats-server {self.server_name} on port {self.port} exited while starting "
+                                   f"({code})", tail)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server {self.server_name} not ready on port {self.port} after {timeout}s")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -279,12 +319,17 @@ class EmbeddedNatsCluster:
     """
 
     def __init__(self, store_dir: Path, size: int = 3, sync_interval: str = "always", name: str = "portico") -> None:
-        route_ports = [free_port() for _ in range(size)]
-        self.nodes = [
-            EmbeddedNats(Path(store_dir) / f"{name}-{i}", sync_interval=sync_interval, server_name=f"{name}-{i}",
-                         http_port=free_port(), cluster=ClusterRoutes(name=name, port=route_ports[i],
+        self.store_dir, self.size, self.sync_interval, self.name = Path(store_dir), size, sync_interval, name
+        self.nodes = self._nodes()
+
+    def _nodes(self) -> list[EmbeddedNats]:
+        route_ports = [free_port() for _ in range(self.size)]
+        return [
+            EmbeddedNats(self.store_dir / f"{self.name}-{i}", sync_interval=self.sync_interval,
+                         server_name=f"{self.name}-{i}", http_port=0,
+                         cluster=ClusterRoutes(name=self.name, port=route_ports[i],
                                                routes=tuple(p for j, p in enumerate(route_ports) if j != i)))
-            for i in range(size)
+            for i in range(self.size)
         ]
 
     @property
@@ -304,9 +349,22 @@ class EmbeddedNatsCluster:
 
     def start(self, timeout: float = 30.0) -> "EmbeddedNatsCluster":
         """Start every server; return once each reports itself healthy (JetStream up, a meta leader
-        elected). Raises TimeoutError after `timeout` seconds."""
-        for node in self.nodes:
-            node.start()
+        elected). Raises TimeoutError after `timeout` seconds. A route port taken by another process before
+        its server bound it makes the whole cluster start again on new ports (up to 3 tries, first start only);
+        other failures raise `ServerExited`."""
+        for tries_left in (2, 1, 0):
+            try:
+                for node in self.nodes:
+                    node.start()
+                break
+            except ServerExited as exc:
+                if not (exc.port_taken and tries_left):
+                    raise
+                self.stop()
+                for node in self.nodes:  # a store of a cluster that never formed: nothing in it to keep
+                    shutil.rmtree(node.store_dir, ignore_errors=True)
+                log.warning("nats-server route port taken; starting the cluster on other ports", cluster=self.name)
+                self.nodes = self._nodes()
         for node in self.nodes:
             node.wait_healthy(timeout)
         return self

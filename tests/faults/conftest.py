@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.nats import EmbeddedNats, EmbeddedNatsCluster, free_port
+from services.runtime.nats import EmbeddedNats, EmbeddedNatsCluster
 from services.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.kit.email import demo, sink  # noqa: F401
@@ -31,7 +31,7 @@ def nats_cluster(tmp_path: Path) -> Iterator[EmbeddedNatsCluster]:
 @pytest.fixture
 def nats_single(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """One nats-server with its monitoring port (for /healthz after a restart), stopped at the end."""
-    server = EmbeddedNats(tmp_path / "nats", http_port=free_port()).start()
+    server = EmbeddedNats(tmp_path / "nats", http_port=0).start()
     yield server
     server.stop()
 

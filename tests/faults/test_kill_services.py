@@ -11,8 +11,9 @@ is killed (`kill -9`), left down a moment and started again, and then the nats-s
 Message-ID), the read models agree, every durable consumer caught up. The counts, the longest pause a client
 saw and how long each kill lasted are printed (`pytest -s` shows them).
 
-The last test kills notifications while it hands an answer's e-mail to the SMTP server, which holds it: the
-e-mail must go out once notifications is back.
+The last tests kill notifications while it hands an answer's e-mail to the SMTP server, which holds it: the
+e-mail must go out once notifications is back; and when the server had already taken the e-mail (the sender
+died before reading its answer, so nobody can know), it goes out again with the same Message-ID, flagged.
 """
 
 import asyncio
@@ -21,6 +22,7 @@ import time
 
 import pytest
 
+from services.notifications.outbound import CLAIM_FOR, UNKNOWN_OUTCOME
 from services.runtime.settings import Settings
 from tests.conftest import make_settings
 from tests.faults.load import report, run_load, verify
@@ -76,14 +78,22 @@ async def test_killing_each_process_in_turn_loses_and_doubles_nothing(nats_singl
 
 class SlowSink(Sink):
     """An SMTP server that holds each message `hold` seconds before accepting it, and keeps none whose sender
-    hung up meanwhile (it was never handed over); `receiving` is set while one is held."""
+    hung up meanwhile (it was never handed over); `receiving` is set while one is held. With `keep_first` it
+    keeps each message as soon as it has it and only then holds its answer: a sender that dies meanwhile never
+    learns that its message arrived."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hold = 0.0
+        self.keep_first = False
         self.receiving = threading.Event()
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        if self.keep_first:
+            answer = await super().handle_DATA(server, session, envelope)
+            self.receiving.set()
+            await asyncio.sleep(self.hold)
+            return answer
         self.receiving.set()
         await asyncio.sleep(self.hold)
         if server.transport is None or server.transport.is_closing():
@@ -122,6 +132,43 @@ async def test_an_answer_being_mailed_when_notifications_dies_is_mailed_after_th
                 raise AssertionError("not mailed within 30 s; (status, claimed_until, attempts): " + str(rows(
                     settings.database_url("notifications"), "SELECT status, claimed_until, attempts "
                                                             "FROM notifications WHERE purpose = 'reply'"))) from None
+        finally:
+            await customer.aclose()
+            await demo.admin.aclose()
+            await demo.agent.aclose()  # type: ignore[attr-defined]
+
+
+async def test_an_answer_taken_by_the_smtp_server_as_notifications_dies_goes_again_flagged(
+        nats_single, databases, tmp_path, slow_sink):
+    """SMTP cannot say whether a server took a message whose sender died before reading the answer: the answer
+    is sent again (after the dead sender's claim runs out, `CLAIM_FOR`) with the same Message-ID, which mail
+    clients show once, and the row says so for the operator."""
+    settings = make_settings(nats_single.url, databases, tmp_path / "var", smtp_url=slow_sink.url)
+    with Portico(tmp_path, nats_single, settings) as portico:
+        await portico.start_all()
+        demo = await portico.demo()
+        customer = await demo.customer("customer@example.com")
+        try:
+            cid = (await start(customer, subject="Order"))["id"]
+            slow_sink.keep_first, slow_sink.hold = True, 5.0
+            answer = await demo.agent.post(f"/api/v1/agent/conversations/{cid}/messages",  # type: ignore[attr-defined]
+                                           json={"body": "It ships tomorrow."})
+            assert answer.status_code == 201, answer.text
+            assert await asyncio.to_thread(slow_sink.receiving.wait, 30)
+            portico.kill("notifications")  # the server has the e-mail; notifications never heard it say so
+            slow_sink.keep_first, slow_sink.hold = False, 0.0
+            assert len(slow_sink.messages) == 1
+            portico.start_one("notifications")
+            await portico.ready()
+            await eventually(lambda: len(slow_sink.messages) == 2, timeout=CLAIM_FOR.total_seconds() + 30)
+            first, again = slow_sink.messages
+            assert first["Message-ID"] == again["Message-ID"]
+            assert again.get_body(("plain",)).get_content() == first.get_body(("plain",)).get_content()
+            [(status, last_error, attempts)] = rows(settings.database_url("notifications"),
+                                                    "SELECT status, last_error, attempts FROM notifications "
+                                                    "WHERE purpose = 'reply'")
+            assert (status, last_error, attempts) == ("sent", UNKNOWN_OUTCOME, 1)
+            assert "taken over from a sender that stopped mid-round" in portico.tail("notifications-0", 200)
         finally:
             await customer.aclose()
             await demo.admin.aclose()

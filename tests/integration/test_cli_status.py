@@ -16,7 +16,7 @@ from services.auth.app import build as auth
 from services.conversations.app import build as conversations
 from services.kb.app import build as kb
 from services.notifications.app import build as notifications
-from services.runtime.nats import EmbeddedNats, free_port
+from services.runtime.nats import EmbeddedNats
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ async def portico_status(*args: str, nats_url: str, data_dir: Path,
 @pytest.fixture
 def monitored_nats(tmp_path):  # type: ignore[no-untyped-def]
     """A nats-server with its monitoring endpoint, where replicas are counted."""
-    server = EmbeddedNats(tmp_path / "nats-monitored", http_port=free_port()).start()
+    server = EmbeddedNats(tmp_path / "nats-monitored", http_port=0).start()
     yield server
     server.stop()
 
