@@ -93,7 +93,7 @@ async def pipeline(url: str, work: Path, n: int, rate: int, seconds: float, log_
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure_streams(js)
-    relay = OutboxRelay(engine, lambda: js, batch=500, poll_interval=0.5)
+    relay = OutboxRelay(engine, lambda: nc, batch=500, poll_interval=0.5)
     relay_task = asyncio.create_task(relay.run())
     consumer = start_consumer(url, conv_db, log_level)
     try:

@@ -1,10 +1,7 @@
 """notifications' event handlers: read models for addressing, and a notification for each agent answer."""
 
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select, update
 
 from contracts.envelope import EventEnvelope, new_id
@@ -16,12 +13,14 @@ from contracts.events import (
     UserRegistered,
 )
 from services.notifications.models import Conversation, Customer, Notification, Participant
-from services.notifications.outbound import NOTIFICATIONS, insert_once_statement, thread_message
+from services.notifications.outbound import NOTIFICATIONS, thread_message
 from services.runtime.inbox import read_model_only
 from services.runtime.logging import get_logger
-from services.runtime.readmodel import upsert_newer
+from services.runtime.readmodel import insert_once_statement, upsert_newer
 
 log = get_logger("portico.notifications")
+
+PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 
 # Channels whose answers reach the customer by e-mail; the others go to the org's channel webhook.
 EMAIL_CHANNELS = frozenset({"portal", "email", "chat", "form"})
@@ -37,14 +36,8 @@ def record_customer(session: Session, event: UserRegistered, envelope: EventEnve
 def _participant(session: Session, conversation_id: str, customer_id: str) -> None:
     # INSERT .. ON CONFLICT DO NOTHING (the key is both columns): one statement, no read, no ORM flush.
     connection = session.connection()
-    connection.execute(_insert_participant(connection.dialect.name),
+    connection.execute(insert_once_statement(PARTICIPANTS, None, connection.dialect.name),
                        {"conversation_id": conversation_id, "customer_id": customer_id})
-
-
-@lru_cache(maxsize=2)
-def _insert_participant(dialect: str) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        Participant.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
 
 
 def record_conversation(session: Session, event: ConversationCreated, envelope: EventEnvelope) -> None:

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Row, Table, bindparam, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from contracts import operations
@@ -38,6 +37,7 @@ from services.notifications.transports import DeliveryError, mail_transport, pos
 from services.runtime.logging import get_logger
 from services.runtime.metrics import email_outcome
 from services.runtime.outbox import record_events
+from services.runtime.readmodel import insert_once_statement
 from services.runtime.service import Service
 from services.runtime.clock import now
 
@@ -390,13 +390,6 @@ def _update_statement(columns: tuple[str, ...]) -> Any:
     """`UPDATE notifications SET <columns> WHERE id = :v_id`, for executemany with `v_<column>` parameters."""
     return (update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == bindparam("v_id"))
             .values({name: bindparam(f"v_{name}") for name in columns if name != "id"}))
-
-
-@lru_cache(maxsize=32)
-def insert_once_statement(table: Table, key: str, dialect: str) -> Any:
-    """INSERT .. ON CONFLICT (key) DO NOTHING, built once per table and dialect."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing(
-        index_elements=[table.c[key]])
 
 
 def _record_events(session: Session, events: list[tuple[Event, str, str, int]]) -> None:

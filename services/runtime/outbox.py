@@ -40,7 +40,6 @@ from weakref import WeakKeyDictionary
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import Engine, bindparam, event, insert, text, update
 from sqlalchemy.orm import Session as OrmSession
@@ -228,10 +227,10 @@ class OutboxRelay:
     Consumers' inboxes catch any later one.
     """
 
-    def __init__(self, engine: Engine, jetstream: Callable[[], JetStreamContext], *,
+    def __init__(self, engine: Engine, client: Callable[[], NatsClient], *,
                  batch: int = 500, poll_interval: float = 1.0, retention: timedelta = timedelta(days=7)) -> None:
         self._engine = engine
-        self._jetstream = jetstream
+        self._client = client  # the connection to publish on, asked for at each pass (a broker's own)
         self._batch = batch
         self._poll_interval = poll_interval
         self._retention = retention
@@ -361,7 +360,7 @@ class OutboxRelay:
         return rows
 
     async def _publish(self, rows: list[PendingRow]) -> None:
-        client = self._jetstream()._nc  # the relay's connection (nats-py keeps it private to the context)
+        client = self._client()
         acks = self._acks
         if acks is None or acks.client is not client:
             acks = _Acks(client)

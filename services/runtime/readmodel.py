@@ -43,6 +43,15 @@ def upsert_newer(session: Session, model: type[SQLModel], values: dict[str, Any]
 
 def insert_once(session: Session, model: type[SQLModel], values: dict[str, Any], *, key: str) -> None:
     """Insert the row unless one with the same `key` exists (a replayed event, a repeated id): one statement."""
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.connection().execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[table.c[key]]))
+    connection = session.connection()
+    connection.execute(insert_once_statement(model.__table__, key, connection.dialect.name),  # type: ignore[attr-defined]
+                       values)
+
+
+@lru_cache(maxsize=32)
+def insert_once_statement(table: Table, key: str | None, dialect: str) -> Any:
+    """`INSERT .. ON CONFLICT (key) DO NOTHING` in `dialect`'s own words ("postgresql" or "sqlite"), built once
+    per table; `key=None` skips a row that conflicts on any unique key. Run it with `Connection.execute(statement,
+    values)` (one dict, or a list for executemany): the columns are those of the values, defaults applied."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing(
+        index_elements=[table.c[key]] if key else None)

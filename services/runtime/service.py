@@ -56,7 +56,7 @@ class Service:
         self.instance = new_id()
         self.engine = make_engine(database_url or settings.database_url(name))
         self.broker = NatsBroker(settings.nats_servers, logger=None, **CONNECT_OPTIONS)
-        self.relay = OutboxRelay(self.engine, lambda: self.broker.config.connection_state.stream,
+        self.relay = OutboxRelay(self.engine, lambda: self.broker.connection,
                                  batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
                                  retention=timedelta(hours=settings.outbox_retention_hours))
         self.relay_enabled = relay_enabled

@@ -132,7 +132,7 @@ async def test_a_stop_before_the_mark_resends_once_in_effect(settings, start_ser
     auth_db = settings.database_url("auth")
     first = await start_auth(settings, start_service, relay_enabled=False)
     ids = [await first.transaction(record, "stop", version) for version in range(1, 6)]
-    relay = OutboxRelay(first.engine, lambda: first.broker.config.connection_state.stream)
+    relay = OutboxRelay(first.engine, lambda: first.broker.connection)
 
     async def no_mark(*, force: bool = False) -> None:
         raise asyncio.CancelledError  # the process stops between the acks and the mark
