@@ -19,6 +19,9 @@ died before reading its answer, so nobody can know), it goes out again with the 
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -108,8 +111,12 @@ def slow_sink():  # type: ignore[no-untyped-def]
     sink.stop()
 
 
-async def test_an_answer_being_mailed_when_notifications_dies_is_mailed_after_the_restart(
-        nats_single, databases, tmp_path, slow_sink):
+@asynccontextmanager
+async def notifications_killed_while_mailing(nats_single, databases, tmp_path: Path, slow_sink: SlowSink,  # type: ignore[no-untyped-def]
+                                             *, keep_first: bool) -> AsyncIterator[tuple[Portico, Settings]]:
+    """Portico with one conversation; an agent's answer is being handed to `slow_sink` (held 5 s; with
+    `keep_first` the sink already has it) when notifications is killed; yields (portico, settings) with the
+    sink holding nothing any more and notifications started again."""
     settings = make_settings(nats_single.url, databases, tmp_path / "var", smtp_url=slow_sink.url)
     with Portico(tmp_path, nats_single, settings) as portico:
         await portico.start_all()
@@ -117,25 +124,33 @@ async def test_an_answer_being_mailed_when_notifications_dies_is_mailed_after_th
         customer = await demo.customer("customer@example.com")
         try:
             cid = (await start(customer, subject="Order"))["id"]
-            slow_sink.hold = 5.0
+            slow_sink.keep_first, slow_sink.hold = keep_first, 5.0
             answer = await demo.agent.post(f"/api/v1/agent/conversations/{cid}/messages",  # type: ignore[attr-defined]
                                            json={"body": "It ships tomorrow."})
             assert answer.status_code == 201, answer.text
             assert await asyncio.to_thread(slow_sink.receiving.wait, 30)
-            portico.kill("notifications")  # while the e-mail is being handed over
-            slow_sink.hold = 0.0
+            portico.kill("notifications")
+            slow_sink.keep_first, slow_sink.hold = False, 0.0
+            assert len(slow_sink.messages) == (1 if keep_first else 0)
             portico.start_one("notifications")
             await portico.ready()
-            try:
-                await eventually(lambda: len(slow_sink.messages) == 1, timeout=30)
-            except AssertionError:
-                raise AssertionError("not mailed within 30 s; (status, claimed_until, attempts): " + str(rows(
-                    settings.database_url("notifications"), "SELECT status, claimed_until, attempts "
-                                                            "FROM notifications WHERE purpose = 'reply'"))) from None
+            yield portico, settings
         finally:
             await customer.aclose()
             await demo.admin.aclose()
             await demo.agent.aclose()  # type: ignore[attr-defined]
+
+
+async def test_an_answer_being_mailed_when_notifications_dies_is_mailed_after_the_restart(
+        nats_single, databases, tmp_path, slow_sink):
+    async with notifications_killed_while_mailing(nats_single, databases, tmp_path, slow_sink,
+                                                  keep_first=False) as (_, settings):
+        try:
+            await eventually(lambda: len(slow_sink.messages) == 1, timeout=30)
+        except AssertionError:
+            raise AssertionError("not mailed within 30 s; (status, claimed_until, attempts): " + str(rows(
+                settings.database_url("notifications"), "SELECT status, claimed_until, attempts "
+                                                        "FROM notifications WHERE purpose = 'reply'"))) from None
 
 
 async def test_an_answer_taken_by_the_smtp_server_as_notifications_dies_goes_again_flagged(
@@ -143,33 +158,14 @@ async def test_an_answer_taken_by_the_smtp_server_as_notifications_dies_goes_aga
     """SMTP cannot say whether a server took a message whose sender died before reading the answer: the answer
     is sent again (after the dead sender's claim runs out, `CLAIM_FOR`) with the same Message-ID, which mail
     clients show once, and the row says so for the operator."""
-    settings = make_settings(nats_single.url, databases, tmp_path / "var", smtp_url=slow_sink.url)
-    with Portico(tmp_path, nats_single, settings) as portico:
-        await portico.start_all()
-        demo = await portico.demo()
-        customer = await demo.customer("customer@example.com")
-        try:
-            cid = (await start(customer, subject="Order"))["id"]
-            slow_sink.keep_first, slow_sink.hold = True, 5.0
-            answer = await demo.agent.post(f"/api/v1/agent/conversations/{cid}/messages",  # type: ignore[attr-defined]
-                                           json={"body": "It ships tomorrow."})
-            assert answer.status_code == 201, answer.text
-            assert await asyncio.to_thread(slow_sink.receiving.wait, 30)
-            portico.kill("notifications")  # the server has the e-mail; notifications never heard it say so
-            slow_sink.keep_first, slow_sink.hold = False, 0.0
-            assert len(slow_sink.messages) == 1
-            portico.start_one("notifications")
-            await portico.ready()
-            await eventually(lambda: len(slow_sink.messages) == 2, timeout=CLAIM_FOR.total_seconds() + 30)
-            first, again = slow_sink.messages
-            assert first["Message-ID"] == again["Message-ID"]
-            assert again.get_body(("plain",)).get_content() == first.get_body(("plain",)).get_content()
-            [(status, last_error, attempts)] = rows(settings.database_url("notifications"),
-                                                    "SELECT status, last_error, attempts FROM notifications "
-                                                    "WHERE purpose = 'reply'")
-            assert (status, last_error, attempts) == ("sent", UNKNOWN_OUTCOME, 1)
-            assert "taken over from a sender that stopped mid-round" in portico.tail("notifications-0", 200)
-        finally:
-            await customer.aclose()
-            await demo.admin.aclose()
-            await demo.agent.aclose()  # type: ignore[attr-defined]
+    async with notifications_killed_while_mailing(nats_single, databases, tmp_path, slow_sink,
+                                                  keep_first=True) as (portico, settings):
+        await eventually(lambda: len(slow_sink.messages) == 2, timeout=CLAIM_FOR.total_seconds() + 30)
+        first, again = slow_sink.messages
+        assert first["Message-ID"] == again["Message-ID"]
+        assert again.get_body(("plain",)).get_content() == first.get_body(("plain",)).get_content()
+        [(status, last_error, attempts)] = rows(settings.database_url("notifications"),
+                                                "SELECT status, last_error, attempts FROM notifications "
+                                                "WHERE purpose = 'reply'")
+        assert (status, last_error, attempts) == ("sent", UNKNOWN_OUTCOME, 1)
+        assert "taken over from a sender that stopped mid-round" in portico.tail("notifications-0", 200)
