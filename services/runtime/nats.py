@@ -266,6 +266,7 @@ class EmbeddedNats:
                 raise ServerExited(f"nats-server {self.server_name} on port {self.port} exited while starting "
                                    f"({code})", tail)
             if time.monotonic() > deadline:
+                self.kill()  # not left running behind the error
                 raise TimeoutError(f"nats-server {self.server_name} not ready on port {self.port} after {timeout}s")
             time.sleep(0.02)
 

@@ -58,6 +58,7 @@ class Service:
         self.broker = NatsBroker(settings.nats_servers, logger=None, **CONNECT_OPTIONS)
         self.relay = OutboxRelay(self.engine, lambda: self.broker.connection,
                                  batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
+                                 linger=settings.relay_linger,
                                  retention=timedelta(hours=settings.outbox_retention_hours))
         self.relay_enabled = relay_enabled
         self.client = RpcClient(self.broker, timeout=settings.rpc_timeout)  # for calls to other services

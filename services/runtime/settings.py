@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     consumer_ack_wait: float = 30.0
     relay_batch: int = 500
     relay_poll_interval: float = 1.0
+    # Seconds a busy relay leaves between the starts of two passes, so the rows committed meanwhile go in one
+    # (an idle relay publishes a commit at once); 0 publishes every commit in a pass of its own.
+    relay_linger: float = 0.02
     outbox_retention_hours: float = 168.0
     # Inbox rows (event ids a consumer applied) are kept this long; the streams keep events for ever,
     # see services/runtime/inbox.py for why pruning after this keeps de-duplication sound.

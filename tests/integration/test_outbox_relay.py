@@ -146,3 +146,28 @@ async def test_a_stop_before_the_mark_resends_once_in_effect(settings, start_ser
     await start_auth(settings, start_service)  # the restarted process reads and re-sends them
     await wait_until(lambda: count(auth_db, "outbox", "published_at IS NULL") == 0)
     assert [e["id"] for e in await stream_envelopes(settings.nats_url)] == ids  # stored once
+
+
+async def test_a_busy_relay_gathers_commits_into_passes_and_an_idle_one_publishes_at_once(
+        settings, start_service, monkeypatch, databases):
+    """PORTICO_RELAY_LINGER: while commits keep coming a pass starts at most every `linger` seconds and takes
+    every row committed meanwhile (in order, each once); a commit that finds the relay idle goes at once."""
+    settings = settings.model_copy(update={"relay_poll_interval": 60.0, "relay_linger": 2.0})
+    auth = await start_auth(settings, start_service)
+    auth_db = settings.database_url("auth")
+    passes: list[int] = []
+    publish = auth.relay._publish
+
+    async def counted(rows):  # type: ignore[no-untyped-def]
+        passes.append(len(rows))
+        await publish(rows)
+    monkeypatch.setattr(auth.relay, "_publish", counted)
+
+    await asyncio.sleep(2.2)  # the start's pass (its read) is more than `linger` ago: the relay is idle
+    first = await auth.transaction(record, "agg", 1)
+    await wait_until(lambda: auth.relay.published_total + len(auth.relay._acked) >= 1, timeout=1.5)  # not 2 s
+    ids = [first] + [await auth.transaction(record, "agg", version) for version in range(2, 21)]
+
+    await wait_until(lambda: count(auth_db, "outbox", "published_at IS NULL") == 0, timeout=30)
+    assert [e["id"] for e in await stream_envelopes(settings.nats_url)] == ids
+    assert passes[0] == 1 and sum(passes) == 20 and len(passes) == 2, passes  # the 19 others waited together
