@@ -3,6 +3,7 @@ or three-server cluster for `make run` and tests."""
 
 import asyncio
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import nats.errors
@@ -127,9 +129,41 @@ def nats_server_binary() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing on `host` listens on now, for a server about to start (tests, benchmarks, `make run`).
+
+    Picked at random below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, from
+    10000 up): outgoing connections take their local ports from that range, so a port found free there can
+    be taken by any connection before its server binds it. A port is not handed out twice by one process.
+    Where the range leaves no room, the kernel's choice (`bind(0)`)."""
+    low = _ephemeral_low()
+    if low - FIRST_PICKED_PORT >= 1000:
+        for _ in range(100):
+            port = _random.randrange(FIRST_PICKED_PORT, low)
+            if port in _handed_ports:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _handed_ports.add(port)
+            return port
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+FIRST_PICKED_PORT = 10_000  # above the well-known and usual local services' ports (NATS 4222, PostgreSQL 5432, ...)
+_random = random.SystemRandom()
+_handed_ports: set[int] = set()
+
+
+@cache
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere (macOS 49152) this still leaves room below
 
 
 def write_server_config(store_dir: Path, port: int, *, sync_interval: str = "always",
