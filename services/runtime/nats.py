@@ -387,6 +387,14 @@ class EmbeddedNatsCluster:
         elected). Raises TimeoutError after `timeout` seconds. A route port taken by another process before
         its server bound it makes the whole cluster start again on new ports (up to 3 tries, first start only);
         other failures raise `ServerExited`."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()  # no server left running behind the error
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
         for tries_left in (2, 1, 0):
             try:
                 for node in self.nodes:
@@ -402,7 +410,6 @@ class EmbeddedNatsCluster:
                 self.nodes = self._nodes()
         for node in self.nodes:
             node.wait_healthy(timeout)
-        return self
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
