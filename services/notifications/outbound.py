@@ -49,9 +49,10 @@ log = get_logger("portico.notifications")
 CLAIM_FOR = timedelta(seconds=20)
 CLAIM_RENEW_EVERY = 5.0
 # Written into `last_error` of a notification claimed after an earlier claim ran out unrecorded; a later try's
-# error replaces it, a send keeps it.
+# error is written after it, a send keeps it.
 UNKNOWN_OUTCOME = ("an earlier try's outcome is unknown (the process sending it stopped before recording it); "
-                   "sent again with the same Message-ID")
+                   "tried again with the same Message-ID or delivery id")
+STOP_GRACE = 10.0  # seconds a stopping sender waits for the round it is handing over to finish and be recorded
 WAIT_FOR_RECIPIENT = timedelta(hours=1)  # an account auth has not told us of yet (delayed creation)
 PORTAL_CACHE_SECONDS = 300.0
 
@@ -75,6 +76,7 @@ class Sender:
         self.secret = tokens.token_secret(settings)
         self.wake = asyncio.Event()
         self._portals: dict[str, tuple[float, PortalInfo]] = {}
+        self._rounds: set[asyncio.Future[int]] = set()  # rounds handing notifications over now
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -101,6 +103,14 @@ class Sender:
         return await self._deliver(*await self.service.transaction(_claim, notification_id, 1)) == 1
 
     async def close(self) -> None:
+        """Stop: the rounds in progress finish and record what they handed over (at most STOP_GRACE s; the
+        ones that do not are cancelled, their notifications taken over once their claim runs out), so a
+        stop, unlike a crash, sends nothing twice."""
+        if self._rounds:
+            _, unfinished = await asyncio.wait(set(self._rounds), timeout=STOP_GRACE)
+            for round_ in unfinished:
+                log.warning("a round of notifications did not finish before the stop", notifications="unknown")
+                round_.cancel()
         await self.transport.close()
         if self._http is not None:
             await self._http.aclose()
@@ -109,10 +119,16 @@ class Sender:
         if not batch:
             return 0  # nothing due, or another replica is on it
         renewal = asyncio.create_task(self._keep_claim([row.id for row in batch]))
+        # The round runs in a task of its own that a cancelled caller (a stopping service) does not cancel:
+        # what it hands over is recorded (see `close`).
+        round_ = asyncio.ensure_future(self._deliver_claimed(batch, context))
+        self._rounds.add(round_)
+        round_.add_done_callback(lambda done: (self._rounds.discard(done), renewal.cancel()))
         try:
-            return await self._deliver_claimed(batch, context)
-        finally:
-            renewal.cancel()
+            return await asyncio.shield(round_)
+        except asyncio.CancelledError:
+            round_.add_done_callback(_report_unawaited)  # nobody awaits it any more
+            raise
 
     async def _keep_claim(self, ids: list[str]) -> None:
         """Renew the round's claim on `ids` every CLAIM_RENEW_EVERY seconds until cancelled."""
@@ -348,11 +364,11 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
         elif outcome == "sent":
             sent(notification, attempts)
         elif outcome == "deferred":
-            changes.append({"id": notification_id, "claimed_until": None, "last_error": error,
+            changes.append({"id": notification_id, "claimed_until": None, "last_error": _after(notification, error),
                             "next_attempt_at": at + timedelta(seconds=2)})
         elif attempts >= max_attempts:
             changes.append({"id": notification_id, "attempts": attempts, "claimed_until": None,
-                            "last_error": error, "status": "failed"})
+                            "last_error": _after(notification, error), "status": "failed"})
             events.append((NotificationFailed(**_event_fields(notification),  # type: ignore[arg-type]
                                               error=error, attempts=attempts),
                            notification.org_id or "", notification_id, attempts))
@@ -363,7 +379,7 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
         else:
             wait = backoff[min(attempts - 1, len(backoff) - 1)]
             changes.append({"id": notification_id, "attempts": attempts, "claimed_until": None,
-                            "last_error": error, "next_attempt_at": at + timedelta(seconds=wait)})
+                            "last_error": _after(notification, error), "next_attempt_at": at + timedelta(seconds=wait)})
             log.warning("notification try failed", notification_id=notification_id, kind=notification.kind,
                         error=error, attempts=attempts, retry_in=wait)
 
@@ -378,6 +394,19 @@ def _record(session: Session, batch: "list[Row[Any]]", outcomes: list[tuple[str,
         _record_events(session, events)
     if counted["sent"]:
         email_outcome("sent", counted["sent"])
+
+
+def _report_unawaited(round_: "asyncio.Future[int]") -> None:
+    if not round_.cancelled() and round_.exception() is not None:
+        log.warning("a round of notifications failed while the service stopped", error=repr(round_.exception()))
+
+
+def _after(notification: "Row[Any]", error: str) -> str:
+    """A try's error as `last_error`: after UNKNOWN_OUTCOME when the notification carries it (at most 500
+    characters), so a later failure does not hide that an earlier try may have arrived."""
+    if notification.last_error and notification.last_error.startswith(UNKNOWN_OUTCOME):
+        return f"{UNKNOWN_OUTCOME}; then: {error}"[:500]
+    return error
 
 
 def _event_fields(notification: "Row[Any]") -> dict[str, object]:

@@ -150,7 +150,9 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port = sock.getsockname()[1]
+    _handed_ports.add(port)
+    return port
 
 
 FIRST_PICKED_PORT = 10_000  # above the well-known and usual local services' ports (NATS 4222, PostgreSQL 5432, ...)
@@ -224,6 +226,7 @@ class ServerExited(RuntimeError):
         super().__init__(f"{message}; its log ends:\n{log_tail}")
         self.log = log_tail
         self.port_taken = "address already in use" in log_tail
+        self.route_port_taken = self.port_taken and "router port" in log_tail  # the cluster's, not this server's
 
 
 class EmbeddedNats:
@@ -268,7 +271,8 @@ class EmbeddedNats:
                 return self
             except ServerExited as exc:
                 chosen = [name for name, picked in self._chosen.items() if picked]
-                if not (exc.port_taken and chosen and tries_left and not self._started_once):
+                if not (exc.port_taken and not exc.route_port_taken and chosen and tries_left
+                        and not self._started_once):
                     raise
                 log.warning("nats-server port taken; picking others", server=self.server_name, ports=chosen)
                 for name in chosen:
@@ -356,6 +360,7 @@ class EmbeddedNatsCluster:
     def __init__(self, store_dir: Path, size: int = 3, sync_interval: str = "always", name: str = "portico") -> None:
         self.store_dir, self.size, self.sync_interval, self.name = Path(store_dir), size, sync_interval, name
         self.nodes = self._nodes()
+        self._formed = False  # started once: its ports are known to clients and its stores hold data
 
     def _nodes(self) -> list[EmbeddedNats]:
         route_ports = [free_port() for _ in range(self.size)]
@@ -392,6 +397,7 @@ class EmbeddedNatsCluster:
         except BaseException:
             self.stop()  # no server left running behind the error
             raise
+        self._formed = True
         return self
 
     def _start(self, timeout: float) -> None:
@@ -401,7 +407,7 @@ class EmbeddedNatsCluster:
                     node.start()
                 break
             except ServerExited as exc:
-                if not (exc.port_taken and tries_left):
+                if not (exc.port_taken and tries_left) or self._formed:
                     raise
                 self.stop()
                 for node in self.nodes:  # a store of a cluster that never formed: nothing in it to keep

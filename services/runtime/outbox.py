@@ -6,7 +6,7 @@ How a row reaches the stream:
   the committed rows are handed to the running relay of that engine in memory (`OutboxRelay.committed`),
   so publishing them needs no query. Rows of a savepoint that rolls back, or of a transaction that
   does not commit, are dropped from the hand-off with the rows themselves.
-- The relay publishes handed rows at once when they follow exactly on the last `seq` it accounted for
+- The relay publishes handed rows without a query when they follow exactly on the last `seq` it accounted for
   (the highest `seq` its last read of the table saw, or the last row it published since). On SQLite
   every writer (every thread, process or replica) commits alone and AUTOINCREMENT numbers rows in
   commit order without gaps, so such rows have no unpublished row before them, and a handed row before
@@ -19,6 +19,9 @@ How a row reaches the stream:
   rolled back; the relay just started or failed) it reads the unpublished rows in `seq` order from the
   database and publishes those, as it also does every `poll_interval`: rows written by another replica,
   or by a process that died after its commit, are published all the same.
+- A commit that finds the relay idle is published at once; while commits keep coming, a pass that
+  publishes begins at most every `linger` seconds and takes every row committed meanwhile (a pass costs
+  about the same for one row as for many).
 - Publishing is a core NATS publish to the stream's subject with a reply subject of the relay's own:
   JetStream answers each with its ack (or an error) there. The rows of a pass are published together
   and their acks awaited together (one wake-up for all of them), so only an acknowledged prefix counts;
@@ -237,6 +240,7 @@ class OutboxRelay:
         self._batch = batch
         self._poll_interval = poll_interval
         self._linger = linger
+        self._last_publish = -linger  # when the last pass that published anything began publishing
         self._retention = retention
         self._next_prune = 0.0
         # Contiguous commit-order numbering (see the module docstring) holds on SQLite only.
@@ -267,22 +271,22 @@ class OutboxRelay:
             waiter.set_result(None)
 
     async def run(self) -> None:
-        """Publish until cancelled: rows handed after commit at once (or, when the last pass started less than
-        `linger` ago, together with those committed until then), the database's unpublished rows on start and
-        every `poll_interval`; marks acknowledged rows published every `MARK_EVERY` s."""
+        """Publish until cancelled: rows handed after commit at once (or, when the last pass that published
+        began less than `linger` ago, together with those committed until `linger` after it), the database's
+        unpublished rows on start and every `poll_interval` (a backlog of more than a batch pass after pass,
+        without lingering); marks acknowledged rows published every `MARK_EVERY` s."""
         _relays[self._engine] = self
         self._next_seq = None
         next_poll = 0.0  # on start: whatever an earlier process left unpublished
         delay = 0.05
         try:
-            started = -self._linger
+            more = False
             while True:
-                if self._linger:  # a busy relay: the rows committed meanwhile go in this pass too
-                    await asyncio.sleep(started + self._linger - time.monotonic())
+                if self._linger and not more:  # a busy relay: the rows committed meanwhile go in this pass too
+                    await asyncio.sleep(self._last_publish + self._linger - time.monotonic())
                 self._woken = False
-                started = time.monotonic()
                 try:
-                    if started >= next_poll:
+                    if time.monotonic() >= next_poll:
                         next_poll = time.monotonic() + self._poll_interval
                         self._next_seq = None
                     more = await self._pass()
@@ -369,6 +373,7 @@ class OutboxRelay:
         return rows
 
     async def _publish(self, rows: list[PendingRow]) -> None:
+        self._last_publish = time.monotonic()
         client = self._client()
         acks = self._acks
         if acks is None or acks.client is not client:

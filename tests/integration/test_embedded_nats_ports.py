@@ -99,3 +99,22 @@ def test_a_cluster_whose_route_port_is_taken_starts_on_new_ports(tmp_path: Path)
         assert port not in {node.port for node in cluster.nodes}
     finally:
         cluster.stop()
+
+
+def test_a_cluster_started_again_keeps_its_ports_and_stores(tmp_path: Path) -> None:
+    cluster = EmbeddedNatsCluster(tmp_path / "cluster").start()
+    urls, routes = cluster.urls, [node.cluster.port for node in cluster.nodes if node.cluster]
+    cluster.stop()
+    kept = cluster.nodes[0].store_dir / "kept"
+    kept.write_text("data")
+    try:
+        with listening_on(routes[0]):  # another process took a route port meanwhile
+            with pytest.raises(ServerExited) as raised:
+                cluster.start()
+        assert raised.value.route_port_taken
+        assert cluster.urls == urls and kept.read_text() == "data"  # never moved nor emptied behind clients
+        assert not any(node.running for node in cluster.nodes)  # none left running after the error
+        cluster.start()
+        assert cluster.urls == urls and all(node.running for node in cluster.nodes)
+    finally:
+        cluster.stop()

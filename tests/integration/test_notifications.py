@@ -1,13 +1,17 @@
 """Agent answers reach the customer by e-mail over real SMTP, once, threaded; e-mail replies come back in."""
 
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
+from sqlalchemy import text
 
 from contracts.events import NotificationSent
+from services.notifications.outbound import UNKNOWN_OUTCOME
+from services.runtime.db import make_engine
 from services.runtime.settings import Settings
 from tests.conftest import make_settings
-from tests.helpers import count
+from tests.helpers import count, rows
 from tests.kit.conversations import make_demo, start
 from tests.kit.mail import Sink, eventually, send_mail
 from tests.kit.streams import stream_events
@@ -161,3 +165,26 @@ async def test_e_mails_asked_for_at_once_go_in_one_round_each_exactly_once(setti
         assert f"{i:06d}" in message.get_body(preferencelist=("plain",)).get_content()
     db = settings.database_url("notifications")
     assert count(db, "notifications", "purpose = 'access_code' AND status = 'sent' AND body = ''") == 20
+
+
+async def test_a_notification_taken_over_from_a_dead_sender_keeps_saying_so_through_failed_tries(demo, sink):
+    """A claim that ran out unrecorded (its sender died mid-round) flags the notification UNKNOWN_OUTCOME; a later
+    try's error is written after the flag, never over it, so the operator still sees it may have arrived."""
+    sink.fail = True
+    cid = (await start(demo.ana))["id"]
+    await answer(demo, cid, "Refused every time")
+    db = demo.settings.database_url("notifications")
+    await eventually(lambda: count(db, "notifications", "status = 'failed'") == 1)
+    assert not rows(db, "SELECT last_error FROM notifications")[0][0].startswith(UNKNOWN_OUTCOME)
+    engine = make_engine(db)  # as a sender that claimed it and died would leave it
+    try:
+        with engine.begin() as connection:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            connection.execute(text("UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = :past, "
+                                    "next_attempt_at = :past"), {"past": past})
+    finally:
+        engine.dispose()
+    await eventually(lambda: count(db, "notifications", "status = 'failed' AND attempts = 3") == 1)
+    [(last_error,)] = rows(db, "SELECT last_error FROM notifications")
+    assert last_error.startswith(f"{UNKNOWN_OUTCOME}; then: mail server refused the message: 451"), last_error
+    assert sink.to("ana@example.com") == []

@@ -152,7 +152,7 @@ async def test_a_busy_relay_gathers_commits_into_passes_and_an_idle_one_publishe
         settings, start_service, monkeypatch, databases):
     """PORTICO_RELAY_LINGER: while commits keep coming a pass starts at most every `linger` seconds and takes
     every row committed meanwhile (in order, each once); a commit that finds the relay idle goes at once."""
-    settings = settings.model_copy(update={"relay_poll_interval": 60.0, "relay_linger": 2.0})
+    settings = settings.model_copy(update={"relay_poll_interval": 0.3, "relay_linger": 2.0})
     auth = await start_auth(settings, start_service)
     auth_db = settings.database_url("auth")
     passes: list[int] = []
@@ -163,7 +163,7 @@ async def test_a_busy_relay_gathers_commits_into_passes_and_an_idle_one_publishe
         await publish(rows)
     monkeypatch.setattr(auth.relay, "_publish", counted)
 
-    await asyncio.sleep(2.2)  # the start's pass (its read) is more than `linger` ago: the relay is idle
+    await asyncio.sleep(2.2)  # polls that published nothing since the start: idle, whatever they read
     first = await auth.transaction(record, "agg", 1)
     await wait_until(lambda: auth.relay.published_total + len(auth.relay._acked) >= 1, timeout=1.5)  # not 2 s
     ids = [first] + [await auth.transaction(record, "agg", version) for version in range(2, 21)]
