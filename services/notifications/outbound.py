@@ -123,7 +123,11 @@ class Sender:
         # what it hands over is recorded (see `close`).
         round_ = asyncio.ensure_future(self._deliver_claimed(batch, context))
         self._rounds.add(round_)
-        round_.add_done_callback(lambda done: (self._rounds.discard(done), renewal.cancel()))
+
+        def finished(done: "asyncio.Future[int]") -> None:
+            self._rounds.discard(done)
+            renewal.cancel()
+        round_.add_done_callback(finished)
         try:
             return await asyncio.shield(round_)
         except asyncio.CancelledError:

@@ -117,11 +117,14 @@ _CONNECTION = "portico_connection"
 _GIVEN = object()  # a parameter the caller gives (no value in the statement)
 
 
+# Each database's own INSERT (with its `on_conflict_do_nothing` / `_do_update`), by `connection.dialect.name`.
+INSERTS: dict[str, Callable[[Table], Insert]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def prepared_inserts(table: Table, build: Callable[[Insert], Executable]) -> dict[str, "Prepared"]:
-    """`build(insert(table))` with each database's own INSERT (its `on_conflict_do_nothing` / `_do_update`),
-    prepared: {dialect name ("postgresql", "sqlite"): `Prepared`}; pick by `connection.dialect.name`."""
-    return {dialect.__name__.rsplit(".", 1)[-1]: Prepared(build(dialect.insert(table)))
-            for dialect in (postgresql, sqlite)}
+    """`build(insert(table))` with each database's own INSERT (`INSERTS`), prepared: {dialect name
+    ("postgresql", "sqlite"): `Prepared`}; pick by `connection.dialect.name`."""
+    return {name: Prepared(build(insert(table))) for name, insert in INSERTS.items()}
 
 
 class Prepared:

@@ -36,14 +36,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, col, delete
 
 from contracts.envelope import Event, EventEnvelope
 from contracts.subjects import STREAMS, dlq_subject
 from services.runtime import tracing
-from services.runtime.db import UtcDateTime, write_lock
+from services.runtime.db import INSERTS, UtcDateTime, write_lock
 from services.runtime.logging import correlation_id, get_logger
 from services.runtime.metrics import consumer_batch, events_handled
 
@@ -398,8 +397,7 @@ class InboxConsumer:
 def _record_statement(dialect: str) -> Any:
     """INSERT INTO inbox .. ON CONFLICT DO NOTHING RETURNING event_id: the ids of the rows it wrote."""
     table = InboxRecord.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=[table.c.consumer, table.c.event_id]).returning(
+    return INSERTS[dialect](table).on_conflict_do_nothing(index_elements=[table.c.consumer, table.c.event_id]).returning(
         table.c.event_id)
 
 

@@ -234,9 +234,9 @@ class EmbeddedNats:
 
     With `cluster` it is one server of a cluster (see `EmbeddedNatsCluster`), named `server_name`.
 
-    A port left to it (`port=None`, `http_port=0`) is a free one; if another process takes that port before
-    the server binds it (free ports come from the range outgoing connections use too), the first start picks
-    another. A port given is kept: a server it cannot start on raises `ServerExited`.
+    A port left to it (`port=None`, `http_port=0`) is a free one (`free_port`); if another process takes that
+    port before the server binds it, the first start picks another. A port given is kept: a server it cannot
+    start on raises `ServerExited`.
     """
 
     def __init__(self, store_dir: Path, port: int | None = None, sync_interval: str = "always", *,

@@ -4,10 +4,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
-from services.runtime.db import Prepared, connection_of, prepared_inserts
+from services.runtime.db import INSERTS, Prepared, connection_of, prepared_inserts
 
 
 @lru_cache(maxsize=256)
@@ -53,5 +52,4 @@ def insert_once_statement(table: Table, key: str | None, dialect: str) -> Any:
     """`INSERT .. ON CONFLICT (key) DO NOTHING` in `dialect`'s own words ("postgresql" or "sqlite"), built once
     per table; `key=None` skips a row that conflicts on any unique key. Run it with `Connection.execute(statement,
     values)` (one dict, or a list for executemany): the columns are those of the values, defaults applied."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing(
-        index_elements=[table.c[key]] if key else None)
+    return INSERTS[dialect](table).on_conflict_do_nothing(index_elements=[table.c[key]] if key else None)

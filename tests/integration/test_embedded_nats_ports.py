@@ -16,15 +16,6 @@ from services.runtime.nats import EmbeddedNats, EmbeddedNatsCluster, ServerExite
 
 
 @contextmanager
-def taken_port() -> Iterator[int]:
-    """A port some other process listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-@contextmanager
 def free_ports_handing_out_first(port: int) -> Iterator[list[int]]:
     """`free_port()` answers `port` once (as if another process took it just after), then real free ports;
     yields the list of every port handed out."""
@@ -43,16 +34,17 @@ def free_ports_handing_out_first(port: int) -> Iterator[list[int]]:
 
 
 @contextmanager
-def listening_on(port: int) -> Iterator[None]:
+def listening_on(port: int = 0) -> Iterator[int]:
+    """Another process's listener on `port` (0: a port of the kernel's choosing); yields the port."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         sock.listen()
-        yield
+        yield sock.getsockname()[1]
 
 
 def test_a_chosen_client_port_taken_before_the_server_binds_it_is_picked_again(tmp_path: Path) -> None:
-    with taken_port() as port, free_ports_handing_out_first(port) as handed:
+    with listening_on() as port, free_ports_handing_out_first(port) as handed:
         server = EmbeddedNats(tmp_path / "nats").start()
     try:
         assert handed[0] == port and server.port != port and server.port in handed
@@ -64,7 +56,7 @@ def test_a_chosen_client_port_taken_before_the_server_binds_it_is_picked_again(t
 
 
 def test_a_given_port_in_use_fails_at_once_in_the_servers_words(tmp_path: Path) -> None:
-    with taken_port() as port:
+    with listening_on() as port:
         started = time.monotonic()
         with pytest.raises(ServerExited) as raised:
             EmbeddedNats(tmp_path / "nats", port=port).start()
@@ -89,7 +81,7 @@ def test_a_restart_keeps_its_port_even_when_it_was_chosen(tmp_path: Path) -> Non
 
 
 def test_a_cluster_whose_route_port_is_taken_starts_on_new_ports(tmp_path: Path) -> None:
-    with taken_port() as port, free_ports_handing_out_first(port):
+    with listening_on() as port, free_ports_handing_out_first(port):
         cluster = EmbeddedNatsCluster(tmp_path / "cluster")
         assert cluster.nodes[0].cluster is not None and cluster.nodes[0].cluster.port == port
         cluster.start()
